@@ -1,1 +1,4 @@
-//! Shared library for the autoscaler functions.
+//! Shared library for the autoscaler functions: trigger events, the pure scaling
+//! policy, AWS adapters, episode state, reports and config.
+
+pub mod report;

@@ -1,0 +1,184 @@
+//! The episode report: what every scaling invocation returns.
+//!
+//! This is the contract between the scaling functions and `notify`: Lambda
+//! destinations carry it (OnSuccess `responsePayload`), notify renders it into the
+//! operators' email, and the local stack prints it. Keep changes additive.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How an episode ended. Invariant 5: every episode ends in one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The action ran to the end and was verified.
+    Completed,
+    /// Nothing was changed; `outcome_reason` says why (cooldown, at max, paused, duplicate...).
+    Skipped,
+    /// A scale-in was abandoned because a scale-out arrived mid-drain; the task was kept.
+    Cancelled,
+    /// A step failed and everything done before it was undone; `rollback` lists what.
+    RolledBack,
+    /// A step failed and could not be undone in this invocation; the next invocation
+    /// (any alarm or the reconcile schedule) finishes or rolls back the episode.
+    Failed,
+}
+
+/// Which function produced the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FunctionKind {
+    ScaleUp,
+    ScaleDown,
+    DrainInstance,
+}
+
+/// The ECS service the episode acted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRef {
+    pub cluster: String,
+    pub service: String,
+}
+
+/// The metric an alarm watches, for the email's "why".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct MetricRef {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+}
+
+/// What started the episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TriggerSummary {
+    /// A CloudWatch alarm state change, however it was delivered.
+    Alarm {
+        alarm_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alarm_arn: Option<String>,
+        /// New state: ALARM, OK or INSUFFICIENT_DATA.
+        state: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_state: Option<String>,
+        #[serde(default)]
+        reason: String,
+        /// When the alarm entered `state`; with the name, the idempotency key.
+        timestamp: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metric: Option<MetricRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comparison: Option<String>,
+        /// The most recent datapoint from `reasonData`, when the payload had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+    },
+    /// The periodic EventBridge schedule that finishes or rolls back interrupted episodes.
+    Schedule { time: DateTime<Utc> },
+    /// An Auto Scaling lifecycle action (drain-instance).
+    Lifecycle {
+        asg_name: String,
+        instance_id: String,
+        lifecycle_action_token: String,
+    },
+}
+
+/// The decision the policy took, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionSummary {
+    /// `scale_to`, `skip`, `resume`, `rollback`, `drain_instance`...
+    pub action: String,
+    /// The desired count the decision aims for, when it changes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<i32>,
+    pub reason: String,
+}
+
+/// Task counts of the service at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Counts {
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    /// EC2 capacity mode: the ASG's desired capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asg_desired: Option<i32>,
+}
+
+/// One AWS call or wait, with how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Short machine name: `update_service`, `protect_tasks`, `deregister_target`, `wait_drained`...
+    pub name: String,
+    pub ok: bool,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The drain result of a scale-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DrainSummary {
+    /// Task ARN of the task chosen to leave.
+    pub victim_task: String,
+    /// `fewest-in-flight`, `newest` or `az-balanced`: the strategy that chose it.
+    pub strategy: String,
+    /// Set when the configured strategy could not be used, with why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// In-flight requests on the victim when it was stopped (None: unreachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_at_stop: Option<u64>,
+    /// From deregistration to drained.
+    pub drain_ms: u64,
+    /// True when the drain deadline passed before the task reported 0 in flight.
+    #[serde(default)]
+    pub deadline_hit: bool,
+}
+
+/// What a failed episode undid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RollbackSummary {
+    pub reason: String,
+    /// Human-readable actions, in order: "re-registered target 10.0.1.5:8080"...
+    pub actions: Vec<String>,
+    /// What an operator should check, when anything is left for a person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_checks: Vec<String>,
+}
+
+/// The report every scaling invocation returns (and notify renders).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub function: FunctionKind,
+    /// Stable id of the episode, shared by the invocations that complete one episode.
+    pub episode_id: String,
+    pub service: ServiceRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub trigger: TriggerSummary,
+    pub decision: DecisionSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Counts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Counts>,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSummary>,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub outcome_reason: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub dry_run: bool,
+}
