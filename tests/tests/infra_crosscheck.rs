@@ -1,0 +1,817 @@
+//! Cross-checks between the SAM templates (`infra/`), the functions' code and `events/`.
+//!
+//! cfn-lint and `sam validate` (run by `make test-infra`) check each template against AWS's
+//! schemas; they cannot know what the Rust code reads or what the sample events name. These
+//! tests parse both sides and fail when they drift apart: an env var the code reads but the
+//! template never sets, an alarm whose action the target function does not permit, a rule
+//! aimed at a function that does not exist, a sample event for an unknown function.
+//!
+//! Templates are decoded by cfn-lint's CloudFormation YAML decoder (the project venv's
+//! Python), which understands the short-form tags (`!Ref`, `!GetAtt`, `!Sub`...) and turns
+//! them into their JSON form (`{"Ref": ..}`, `{"Fn::GetAtt": [..]}`).
+
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The template that holds the functions, alarms and rules.
+const SCALING: &str = "scaling.yaml";
+/// The root template, which passes the alarm parameters down to `SCALING`.
+const ROOT: &str = "template.yaml";
+
+/// Alarm names of the shared contract, and the function each one invokes directly (None:
+/// notify only, through the alarm-state-change rule).
+const CONTRACT_ALARMS: &[(&str, Option<&str>)] = &[
+    ("visits-api-cpu-high", Some("ScaleUpFunction")),
+    ("visits-api-cpu-low", Some("ScaleDownFunction")),
+    ("visits-api-memory-high", Some("ScaleUpFunction")),
+    ("visits-api-inflight-high", Some("ScaleUpFunction")),
+    ("visits-api-latency-p95-high", Some("ScaleUpFunction")),
+    ("visits-api-5xx", None),
+    ("visits-api-unhealthy-hosts", None),
+];
+
+/// Variables the code may read that the template rightly leaves unset, and why.
+/// `None` as the function means every function.
+const NOT_SET_BY_TEMPLATE: &[(Option<&str>, &str, &str)] = &[
+    (
+        None,
+        "AWS_ENDPOINT_URL",
+        "local stack only: points the SDK at moto",
+    ),
+    (
+        None,
+        "TASK_IP_PREFIX_REWRITE",
+        "local stack only: loopback twins of task IPs",
+    ),
+    (
+        Some("scale-up"),
+        "ADMIN_TOKEN",
+        "scale-up never calls a task, so it gets no token",
+    ),
+    (
+        Some("notify"),
+        "ADMIN_TOKEN",
+        "notify never calls a task, so it gets no token",
+    ),
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Every template in infra/, decoded to JSON, by file name.
+fn templates() -> &'static BTreeMap<String, Value> {
+    static T: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
+    T.get_or_init(|| {
+        let python = repo().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run `make setup` (its cfn-lint decodes CloudFormation YAML)",
+            python.display()
+        );
+        let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("infra"))
+            .expect("read infra/")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no templates in infra/");
+        let script = "import json, os, sys\n\
+            from cfnlint.decode import decode\n\
+            out = {}\n\
+            for p in sys.argv[1:]:\n\
+            \x20   t, errs = decode(p)\n\
+            \x20   if errs or t is None:\n\
+            \x20       sys.exit(p + ': ' + '; '.join(str(e) for e in errs))\n\
+            \x20   out[os.path.basename(p)] = t\n\
+            json.dump(out, sys.stdout)\n";
+        let out = Command::new(&python)
+            .arg("-c")
+            .arg(script)
+            .args(&files)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}; run `make setup`", python.display()));
+        assert!(
+            out.status.success(),
+            "decoding the templates failed (is cfn-lint in the venv? run `make setup`): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("decoder printed JSON")
+    })
+}
+
+fn template(name: &str) -> &'static Value {
+    templates()
+        .get(name)
+        .unwrap_or_else(|| panic!("infra/{name} is missing"))
+}
+
+fn resources(t: &Value) -> &Map<String, Value> {
+    t["Resources"].as_object().expect("template has Resources")
+}
+
+fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
+    resources(t)
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
+}
+
+/// The logical ID that `{"Fn::GetAtt": [id, "Arn"]}` (or `"id.Arn"`) or `{"Ref": id}` names.
+fn referenced_id(v: &Value) -> Option<String> {
+    if let Some(r) = v.get("Ref").and_then(Value::as_str) {
+        return Some(r.to_string());
+    }
+    match v.get("Fn::GetAtt")? {
+        Value::Array(a) if a.len() == 2 && a[1] == "Arn" => a[0].as_str().map(str::to_string),
+        Value::String(s) => s.strip_suffix(".Arn").map(str::to_string),
+        _ => None,
+    }
+}
+
+/// `!Sub` strings with `${Param}` replaced by the parameter defaults.
+fn resolve_name(t: &Value, v: &Value) -> String {
+    let raw = match v {
+        Value::String(s) => s.clone(),
+        other => other["Fn::Sub"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected a string or !Sub string, got {other}"))
+            .to_string(),
+    };
+    let mut s = raw;
+    for (name, p) in t["Parameters"].as_object().into_iter().flatten() {
+        if let Some(d) = p.get("Default").and_then(Value::as_str) {
+            s = s.replace(&format!("${{{name}}}"), d);
+        }
+    }
+    s
+}
+
+/// One Lambda function of the scaling template.
+struct Function {
+    logical_id: String,
+    /// Folder under functions/, from CodeUri.
+    crate_dir: String,
+    /// Environment variable names set for it (Globals merged with its own).
+    env: BTreeSet<String>,
+    props: Value,
+}
+
+fn functions() -> Vec<Function> {
+    let t = template(SCALING);
+    let globals = &t["Globals"]["Function"];
+    let global_env: BTreeSet<String> = globals["Environment"]["Variables"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    of_type(t, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, r)| {
+            let code_uri = r["Properties"]["CodeUri"]
+                .as_str()
+                .expect("CodeUri is a path");
+            let crate_dir = code_uri
+                .strip_prefix("../functions/")
+                .unwrap_or_else(|| panic!("{id}: CodeUri {code_uri} is not ../functions/<name>"))
+                .trim_end_matches('/')
+                .to_string();
+            let mut env = global_env.clone();
+            if let Some(m) = r["Properties"]["Environment"]["Variables"].as_object() {
+                env.extend(m.keys().cloned());
+            }
+            let mut props = globals.clone();
+            for (k, v) in r["Properties"].as_object().expect("Properties") {
+                props[k] = v.clone();
+            }
+            Function {
+                logical_id: id.clone(),
+                crate_dir,
+                env,
+                props,
+            }
+        })
+        .collect()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+        let p = entry.expect("dir entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Non-test source of a file: everything before its `#[cfg(test)]` module.
+fn non_test_source(path: &Path) -> String {
+    let src =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    match src.find("#[cfg(test)]") {
+        Some(i) => src[..i].to_string(),
+        None => src,
+    }
+}
+
+/// Whether a file is where a crate reads its environment: named for configuration, or
+/// calling `env::var` itself.
+fn reads_env(path: &Path, src: &str) -> bool {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    matches!(stem, "config" | "settings" | "env") || src.contains("env::var")
+}
+
+/// Env var names in a config file: UPPER_SNAKE literals passed as the first argument of a call
+/// (`env.required("CLUSTER_NAME")`, `std::env::var("X")`, `Missing("Y")`), except calls that
+/// wrap values rather than read variables.
+fn env_names_in(src: &str) -> BTreeSet<String> {
+    const NOT_READERS: &[&str] = &[
+        "Some",
+        "Ok",
+        "Err",
+        "matches",
+        "assert",
+        "assert_eq",
+        "eq",
+        "contains",
+    ];
+    let bytes = src.as_bytes();
+    let mut names = BTreeSet::new();
+    let mut i = 0;
+    while let Some(off) = src[i..].find("(\"") {
+        let open = i + off;
+        i = open + 2;
+        let mut start = open;
+        while start > 0
+            && (bytes[start - 1].is_ascii_alphanumeric()
+                || bytes[start - 1] == b'_'
+                || bytes[start - 1] == b'!')
+        {
+            start -= 1;
+        }
+        let callee = src[start..open].trim_end_matches('!');
+        if callee.is_empty() || NOT_READERS.contains(&callee) {
+            continue;
+        }
+        let Some(end) = src[i..].find('"') else { break };
+        let lit = &src[i..i + end];
+        let is_env_name = lit.len() >= 3
+            && lit.starts_with(|c: char| c.is_ascii_uppercase())
+            && lit
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if is_env_name {
+            names.insert(lit.to_string());
+        }
+    }
+    names
+}
+
+/// Env names read by the config files under `dir`, and whether any file there uses the shared
+/// scaling config.
+fn scan_crate(dir: &Path) -> (BTreeSet<String>, bool) {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    let mut names = BTreeSet::new();
+    let mut uses_shared = false;
+    for f in files {
+        let src = non_test_source(&f);
+        uses_shared |= src.contains("Config::from_env") || src.contains("scaling::config");
+        if reads_env(&f, &src) {
+            names.extend(env_names_in(&src));
+        }
+    }
+    (names, uses_shared)
+}
+
+/// What each function's code reads from its environment, by crate folder.
+fn env_read_by_code() -> BTreeMap<String, BTreeSet<String>> {
+    let (shared, _) = scan_crate(&repo().join("functions/scaling/src"));
+    assert!(
+        shared.contains("CLUSTER_NAME") && shared.contains("MIN_TASKS"),
+        "found no env names in functions/scaling/src/config.rs ({shared:?}): has the reader moved?"
+    );
+    functions()
+        .into_iter()
+        .map(|f| {
+            let (mut names, uses_shared) =
+                scan_crate(&repo().join("functions").join(&f.crate_dir).join("src"));
+            if uses_shared {
+                names.extend(shared.iter().cloned());
+            }
+            (f.crate_dir, names)
+        })
+        .collect()
+}
+
+fn exempt(function: &str, var: &str) -> bool {
+    var.starts_with("AWS_LAMBDA_")
+        || matches!(
+            var,
+            "AWS_REGION" | "AWS_DEFAULT_REGION" | "_X_AMZN_TRACE_ID"
+        )
+        || NOT_SET_BY_TEMPLATE
+            .iter()
+            .any(|(f, v, _)| *v == var && f.is_none_or(|f| f == function))
+}
+
+#[test]
+fn every_env_var_a_function_reads_is_set_for_it() {
+    let read = env_read_by_code();
+    let mut missing = Vec::new();
+    for f in functions() {
+        for var in &read[&f.crate_dir] {
+            if !f.env.contains(var) && !exempt(&f.crate_dir, var) {
+                missing.push(format!("{} ({}) reads {var}", f.logical_id, f.crate_dir));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "set these in infra/{SCALING} (Globals or the function):\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn every_env_var_the_template_sets_is_read_by_some_function() {
+    let read: BTreeSet<String> = env_read_by_code().into_values().flatten().collect();
+    // Before the mains are wired, nothing uses the shared config yet: then only the shared
+    // reader's names count.
+    let (shared, _) = scan_crate(&repo().join("functions/scaling/src"));
+    let known: BTreeSet<&String> = read.iter().chain(shared.iter()).collect();
+    let mut unread = Vec::new();
+    for f in functions() {
+        for var in &f.env {
+            if !known.contains(var) {
+                unread.push(format!("{}: {var}", f.logical_id));
+            }
+        }
+    }
+    assert!(
+        unread.is_empty(),
+        "set in infra/{SCALING} but read by no code (typo or stale?):\n{}",
+        unread.join("\n")
+    );
+}
+
+#[test]
+fn env_name_scanner_finds_reads_and_ignores_values() {
+    let src = r#"
+        let a = env.required("CLUSTER_NAME")?;
+        let b = std::env::var("DRY_RUN").ok();
+        let c = get("SCALING_ALARM_NAMES");
+        let d = Some("ALARM");
+        if matches!(s, "RUNNING") {}
+        let e = parse_or("lowercase_not_env", 1);
+    "#;
+    let names: Vec<String> = env_names_in(src).into_iter().collect();
+    assert_eq!(names, ["CLUSTER_NAME", "DRY_RUN", "SCALING_ALARM_NAMES"]);
+}
+
+#[test]
+fn functions_are_rust_arm64_cargolambda_builds_of_their_crates() {
+    let t = template(SCALING);
+    let fns = functions();
+    let ids: BTreeSet<&str> = fns.iter().map(|f| f.logical_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([
+            "ScaleUpFunction",
+            "ScaleDownFunction",
+            "NotifyFunction",
+            "DrainInstanceFunction"
+        ]),
+        "DESIGN.md's logical IDs"
+    );
+    for f in &fns {
+        let r = &t["Resources"][&f.logical_id];
+        assert_eq!(
+            r["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{}",
+            f.logical_id
+        );
+        let manifest = repo()
+            .join("functions")
+            .join(&f.crate_dir)
+            .join("Cargo.toml");
+        let cargo = std::fs::read_to_string(&manifest)
+            .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        let package = cargo
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no package name in {}", manifest.display()));
+        assert_eq!(
+            r["Metadata"]["BuildProperties"]["Binary"], package,
+            "{}: Binary must be the crate's bin (its package name)",
+            f.logical_id
+        );
+        assert!(repo()
+            .join("functions")
+            .join(&f.crate_dir)
+            .join("src/main.rs")
+            .exists());
+        assert_eq!(f.props["Runtime"], "provided.al2023", "{}", f.logical_id);
+        assert_eq!(
+            f.props["Architectures"],
+            json!(["arm64"]),
+            "{}",
+            f.logical_id
+        );
+        assert_eq!(f.props["Handler"], "bootstrap", "{}", f.logical_id);
+        assert_eq!(f.props["Tracing"], "Active", "{}", f.logical_id);
+        let log_group = referenced_id(&f.props["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| {
+            panic!(
+                "{}: LoggingConfig.LogGroup must !Ref a log group",
+                f.logical_id
+            )
+        });
+        assert!(
+            t["Resources"][&log_group]["Properties"]["RetentionInDays"].is_object(),
+            "{}: its log group needs a retention",
+            f.logical_id
+        );
+        let role = referenced_id(&f.props["Role"])
+            .unwrap_or_else(|| panic!("{}: needs its own Role", f.logical_id));
+        let others = fns
+            .iter()
+            .filter(|o| o.logical_id != f.logical_id)
+            .filter(|o| referenced_id(&o.props["Role"]).as_deref() == Some(role.as_str()));
+        assert_eq!(others.count(), 0, "{}: role {role} is shared", f.logical_id);
+    }
+}
+
+#[test]
+fn scaling_functions_are_serialised_and_report_to_notify() {
+    for f in functions() {
+        let dest = &f.props["EventInvokeConfig"]["DestinationConfig"];
+        if f.logical_id == "NotifyFunction" {
+            // Notify's own failures go straight to the topic: a destination to itself would loop.
+            assert_eq!(dest["OnFailure"]["Type"], "SNS");
+            assert!(dest.get("OnSuccess").is_none());
+            continue;
+        }
+        for cond in ["OnSuccess", "OnFailure"] {
+            assert_eq!(dest[cond]["Type"], "Lambda", "{} {cond}", f.logical_id);
+            assert_eq!(
+                referenced_id(&dest[cond]["Destination"]).as_deref(),
+                Some("NotifyFunction"),
+                "{} {cond}",
+                f.logical_id
+            );
+        }
+        if matches!(
+            f.logical_id.as_str(),
+            "ScaleUpFunction" | "ScaleDownFunction"
+        ) {
+            assert_eq!(
+                f.props["ReservedConcurrentExecutions"], 1,
+                "{}",
+                f.logical_id
+            );
+        }
+    }
+}
+
+/// A Lambda permission in `t` for `function`, from `principal`, scoped to `source` (a logical ID).
+fn has_permission(t: &Value, function: &str, principal: &str, source: &str) -> bool {
+    of_type(t, "AWS::Lambda::Permission")
+        .into_iter()
+        .any(|(_, p)| {
+            let p = &p["Properties"];
+            p["Action"] == "lambda:InvokeFunction"
+                && p["Principal"] == principal
+                && referenced_id(&p["FunctionName"]).as_deref() == Some(function)
+                && referenced_id(&p["SourceArn"]).as_deref() == Some(source)
+        })
+}
+
+fn function_ids(t: &Value) -> BTreeSet<String> {
+    of_type(t, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[test]
+fn every_alarm_action_invokes_a_function_that_permits_that_alarm() {
+    let mut problems = Vec::new();
+    for (file, t) in templates() {
+        let fns = function_ids(t);
+        for (id, alarm) in of_type(t, "AWS::CloudWatch::Alarm") {
+            for kind in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
+                for action in alarm["Properties"][kind].as_array().into_iter().flatten() {
+                    match referenced_id(action) {
+                        Some(f) if fns.contains(&f) => {
+                            if !has_permission(t, &f, "lambda.alarms.cloudwatch.amazonaws.com", id)
+                            {
+                                problems.push(format!("{file}: {id} invokes {f} without a Lambda::Permission for lambda.alarms.cloudwatch.amazonaws.com scoped to {id}'s ARN"));
+                            }
+                        }
+                        _ => problems.push(format!(
+                            "{file}: {id} {kind} {action} is not a function of this template"
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_contract_alarms_exist_and_invoke_the_right_function() {
+    let t = template(SCALING);
+    let mut found = BTreeMap::new();
+    for (id, alarm) in of_type(t, "AWS::CloudWatch::Alarm") {
+        let name = resolve_name(t, &alarm["Properties"]["AlarmName"]);
+        let actions: Vec<String> = alarm["Properties"]["AlarmActions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(referenced_id)
+            .collect();
+        found.insert(name, (id.clone(), actions));
+    }
+    for (name, target) in CONTRACT_ALARMS {
+        let (id, actions) = found
+            .get(*name)
+            .unwrap_or_else(|| panic!("alarm {name} missing; have {:?}", found.keys()));
+        let want: Vec<String> = target.iter().map(|s| s.to_string()).collect();
+        assert_eq!(actions, &want, "{name} ({id}) alarm actions");
+    }
+}
+
+/// The local stack's alarm driver reads each alarm's numbers from the template: they must be
+/// literals or parameters with a Default, and the root must pass the same defaults down.
+#[test]
+fn alarm_numbers_are_literals_or_defaulted_parameters_that_the_root_passes_down() {
+    let t = template(SCALING);
+    let root = template(ROOT);
+    let stack = resources(root)
+        .values()
+        .find(|r| r["Properties"]["Location"] == SCALING)
+        .expect("the root nests scaling.yaml");
+    for (id, alarm) in of_type(t, "AWS::CloudWatch::Alarm") {
+        for key in [
+            "Threshold",
+            "Period",
+            "EvaluationPeriods",
+            "DatapointsToAlarm",
+        ] {
+            let v = &alarm["Properties"][key];
+            if v.is_number() || v.is_string() {
+                continue;
+            }
+            let param = v["Ref"].as_str().unwrap_or_else(|| {
+                panic!("{id}.{key} must be a literal or !Ref <Parameter>, is {v}")
+            });
+            let default = &t["Parameters"][param]["Default"];
+            assert!(
+                !default.is_null(),
+                "{id}.{key}: parameter {param} needs a Default"
+            );
+            assert_eq!(
+                stack["Properties"]["Parameters"][param],
+                json!({"Ref": param}),
+                "the root must pass {param} through to {SCALING}"
+            );
+            assert_eq!(
+                &root["Parameters"][param]["Default"], default,
+                "{param}: the root's Default differs from {SCALING}'s"
+            );
+        }
+    }
+}
+
+#[test]
+fn high_resolution_alarms_use_10_second_periods() {
+    let t = template(SCALING);
+    for (id, alarm) in of_type(t, "AWS::CloudWatch::Alarm") {
+        let metric = alarm["Properties"]["MetricName"].as_str().unwrap_or("");
+        if matches!(metric, "InFlight" | "LatencyP95") {
+            let param = alarm["Properties"]["Period"]["Ref"]
+                .as_str()
+                .expect("Period is a parameter");
+            let default = &t["Parameters"][param]["Default"];
+            let secs = default
+                .as_f64()
+                .or_else(|| default.as_str().and_then(|s| s.parse().ok()));
+            assert_eq!(secs, Some(10.0), "{id}: EMF alarms are high-resolution");
+        }
+    }
+}
+
+#[test]
+fn every_event_rule_targets_a_function_that_permits_that_rule() {
+    let mut problems = Vec::new();
+    for (file, t) in templates() {
+        let fns = function_ids(t);
+        for (id, rule) in of_type(t, "AWS::Events::Rule") {
+            let targets = rule["Properties"]["Targets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if targets.is_empty() {
+                problems.push(format!("{file}: {id} has no targets"));
+            }
+            for target in targets {
+                match referenced_id(&target["Arn"]) {
+                    Some(f) if fns.contains(&f) => {
+                        if !has_permission(t, &f, "events.amazonaws.com", id) {
+                            problems.push(format!("{file}: {id} targets {f} without a Lambda::Permission for events.amazonaws.com scoped to {id}"));
+                        }
+                    }
+                    _ => problems.push(format!(
+                        "{file}: {id} targets {} which is no function of this template",
+                        target["Arn"]
+                    )),
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_issue_rules_exist() {
+    let t = template(SCALING);
+    let rules = of_type(t, "AWS::Events::Rule");
+    let routes = |pred: &dyn Fn(&Value) -> bool, function: &str| {
+        rules.iter().any(|(_, r)| {
+            pred(&r["Properties"])
+                && r["Properties"]["Targets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|x| referenced_id(&x["Arn"]).as_deref() == Some(function))
+        })
+    };
+    let detail_type = |dt: &'static str| {
+        move |p: &Value| {
+            p["EventPattern"]["detail-type"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == dt))
+        }
+    };
+    assert!(routes(
+        &detail_type("CloudWatch Alarm State Change"),
+        "NotifyFunction"
+    ));
+    assert!(routes(
+        &detail_type("ECS Task State Change"),
+        "NotifyFunction"
+    ));
+    assert!(routes(&detail_type("ECS Service Action"), "NotifyFunction"));
+    assert!(routes(
+        &detail_type("EC2 Instance-terminate Lifecycle Action"),
+        "DrainInstanceFunction"
+    ));
+    assert!(routes(
+        &|p: &Value| p["ScheduleExpression"] == "rate(2 minutes)",
+        "ScaleDownFunction"
+    ));
+}
+
+/// Which trigger envelope a sample event is, by the keys AWS puts at its top level.
+fn envelope(v: &Value) -> Option<&'static str> {
+    if v.get("alarmData").is_some() && v["source"] == "aws.cloudwatch" {
+        Some("alarm-action")
+    } else if v.get("detail-type").is_some()
+        && v.get("source").is_some()
+        && v.get("detail").is_some()
+    {
+        Some("eventbridge")
+    } else if v["Records"][0]["Sns"].is_object() {
+        Some("sns")
+    } else if v["requestContext"]["condition"].is_string()
+        && v["requestContext"]["functionArn"].is_string()
+    {
+        Some("destination")
+    } else {
+        None
+    }
+}
+
+/// The alarm an event is about, whichever envelope carries it.
+fn alarm_name_in(v: &Value) -> Option<String> {
+    if let Some(n) = v["alarmData"]["alarmName"].as_str() {
+        return Some(n.to_string());
+    }
+    if v["detail-type"] == "CloudWatch Alarm State Change" {
+        return v["detail"]["alarmName"].as_str().map(str::to_string);
+    }
+    let msg = v["Records"][0]["Sns"]["Message"].as_str()?;
+    let inner: Value = serde_json::from_str(msg).ok()?;
+    inner["AlarmName"].as_str().map(str::to_string)
+}
+
+#[test]
+fn every_sample_event_is_json_for_a_known_function() {
+    let crates: BTreeMap<String, String> = functions()
+        .into_iter()
+        .map(|f| (f.crate_dir, f.logical_id))
+        .collect();
+    let alarm_names: BTreeSet<&str> = CONTRACT_ALARMS.iter().map(|(n, _)| *n).collect();
+    let dir = repo().join("events");
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("read events/") {
+        let path = entry.expect("dir entry").path();
+        let file = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        if file == "README.md" {
+            continue;
+        }
+        let Some(stem) = file.strip_suffix(".json") else {
+            problems.push(format!(
+                "{file}: only <function>-<case>.json files belong in events/"
+            ));
+            continue;
+        };
+        // The longest function name that prefixes the stem, so `scale-down-x` is not `scale-x`.
+        let function = crates
+            .keys()
+            .filter(|f| stem.starts_with(&format!("{f}-")))
+            .max_by_key(|f| f.len());
+        let Some(function) = function else {
+            problems.push(format!(
+                "{file}: names no function of infra/{SCALING} ({:?})",
+                crates.keys()
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).expect("read event");
+        let v: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("{file}: not JSON: {e}"));
+                continue;
+            }
+        };
+        if envelope(&v).is_none() {
+            problems.push(format!(
+                "{file}: not an AWS trigger envelope (alarm action, EventBridge, SNS or Lambda destination) for {function}"
+            ));
+        }
+        if let Some(name) = alarm_name_in(&v) {
+            if !alarm_names.contains(name.as_str()) {
+                problems.push(format!(
+                    "{file}: alarm {name} is not one of the template's alarms"
+                ));
+            }
+        }
+        checked += 1;
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    eprintln!("checked {checked} sample events");
+}
+
+#[test]
+fn direct_alarm_samples_name_an_alarm_that_invokes_that_function() {
+    let routed: BTreeMap<&str, &str> = CONTRACT_ALARMS
+        .iter()
+        .filter_map(|(n, f)| f.map(|f| (*n, f)))
+        .collect();
+    let crates: BTreeMap<String, String> = functions()
+        .into_iter()
+        .map(|f| (f.crate_dir, f.logical_id))
+        .collect();
+    for (crate_dir, logical_id) in &crates {
+        for entry in std::fs::read_dir(repo().join("events")).expect("read events/") {
+            let path = entry.expect("dir entry").path();
+            let file = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            if !file.starts_with(&format!("{crate_dir}-")) || !file.ends_with(".json") {
+                continue;
+            }
+            let Ok(v) =
+                serde_json::from_str::<Value>(&std::fs::read_to_string(&path).expect("read"))
+            else {
+                continue; // reported by every_sample_event_is_json_for_a_known_function
+            };
+            if envelope(&v) != Some("alarm-action") {
+                continue;
+            }
+            let name = v["alarmData"]["alarmName"].as_str().unwrap_or("");
+            assert_eq!(
+                routed.get(name).copied(),
+                Some(logical_id.as_str()),
+                "{file}: a direct alarm action for {logical_id} must name an alarm whose action is {logical_id}"
+            );
+        }
+    }
+}
