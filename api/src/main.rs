@@ -1,1 +1,46 @@
-fn main() {}
+//! Entry point: config, logs, build, serve until SIGTERM or SIGINT.
+
+use visits_api::{telemetry, Application, Config};
+
+#[tokio::main]
+async fn main() {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("visits-api: {e}");
+            std::process::exit(2);
+        }
+    };
+    telemetry::init();
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            // `{:#}` keeps the whole cause chain on one line.
+            eprintln!("visits-api: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = app.run_until(shutdown_signal()).await {
+        eprintln!("visits-api: {e:#}");
+        std::process::exit(1);
+    }
+    // Exit now rather than wait for the runtime to join blocking threads.
+    std::process::exit(0);
+}
+
+/// SIGTERM (ECS stopping the task) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            eprintln!("visits-api: cannot listen for SIGTERM ({e}); Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

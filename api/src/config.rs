@@ -1,0 +1,272 @@
+//! Typed configuration from the environment (ECS task-definition env vars and secrets).
+//!
+//! Every variable is read here once; bad or missing values stop startup with a one-line
+//! error that names the variable.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+/// A configuration problem, named after the variable that caused it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The variable is required and absent.
+    #[error("missing environment variable {0}")]
+    Missing(&'static str),
+    /// The variable is present but unusable.
+    #[error("invalid environment variable {var}={value:?}: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Everything the API needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `BIND_ADDR` (default 0.0.0.0): the local stack binds each task to its own loopback address.
+    pub bind_addr: IpAddr,
+    /// `PORT` (default 8080); 0 picks a free port (tests).
+    pub port: u16,
+    /// `DATABASE_URL`, or `DB_HOST`/`DB_PORT`/`DB_NAME`/`DB_USER`/`DB_PASSWORD` as ECS injects them
+    /// from the RDS-managed secret.
+    pub db: PgConnectOptions,
+    /// `DB_POOL_MAX` (default 10): connections per task; RDS max_connections / max tasks bounds it.
+    pub pool_max: u32,
+    /// `DB_ACQUIRE_TIMEOUT_MS` (default 1500): how long a request waits for a connection before
+    /// answering 503; short so that a database outage fails fast instead of hanging requests.
+    pub acquire_timeout: Duration,
+    /// `DB_STATEMENT_TIMEOUT_MS` (default 5000): server-side bound on any statement.
+    pub statement_timeout: Duration,
+    /// `DB_STARTUP_TIMEOUT_S` (default 60): how long startup waits for the database (RDS may
+    /// still be booting) before giving up.
+    pub db_startup_timeout: Duration,
+    /// `HEALTH_DB_TIMEOUT_MS` (default 1000): the health check's database ping bound.
+    pub health_db_timeout: Duration,
+    /// `ADMIN_TOKEN`: bearer token for `/admin/*`; unset disables the admin endpoints.
+    pub admin_token: Option<String>,
+    /// `STRESS_TOKEN`: bearer token for `/api/stress`; unset disables it.
+    pub stress_token: Option<String>,
+    /// `STRESS_MAX_CONCURRENT` (default: number of CPUs): CPU burns allowed at once.
+    pub stress_max_concurrent: usize,
+    /// `SHUTDOWN_GRACE_S` (default 25, under ECS's 30 s stopTimeout): in-flight requests get this
+    /// long after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// `METRICS_INTERVAL_S` (default 10): how often one EMF record goes to stdout.
+    pub metrics_interval: Duration,
+    /// `METRICS_NAMESPACE` (default VisitsApi).
+    pub metrics_namespace: String,
+    /// `CLUSTER_NAME` (default: the task metadata's cluster, else "local").
+    pub cluster_name: Option<String>,
+    /// `SERVICE_NAME` (default visits-api).
+    pub service_name: String,
+    /// `ECS_CONTAINER_METADATA_URI_V4`: set by the ECS agent (or the local stack's fake).
+    pub metadata_uri: Option<String>,
+    /// `WRITE_BATCH_MAX` (default 512): rows per group-commit INSERT.
+    pub write_batch_max: usize,
+}
+
+/// Reads variables through a lookup function, so tests need not touch the process environment.
+struct Env<F: Fn(&str) -> Option<String>>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn opt(&self, var: &'static str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn req(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.opt(var).ok_or(ConfigError::Missing(var))
+    }
+
+    fn parse<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.opt(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                var,
+                value: v.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// A number within `min..=max`.
+    fn ranged(
+        &self,
+        var: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let v = self.parse(var, default)?;
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(ConfigError::Invalid {
+                var,
+                value: v.to_string(),
+                reason: format!("must be between {min} and {max}"),
+            })
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        Ok(Config {
+            bind_addr: env.parse("BIND_ADDR", IpAddr::from([0, 0, 0, 0]))?,
+            port: env.parse("PORT", 8080)?,
+            db: db_options(&env)?,
+            pool_max: env.ranged("DB_POOL_MAX", 10, 1, 1000)? as u32,
+            acquire_timeout: Duration::from_millis(env.ranged(
+                "DB_ACQUIRE_TIMEOUT_MS",
+                1500,
+                10,
+                60_000,
+            )?),
+            statement_timeout: Duration::from_millis(env.ranged(
+                "DB_STATEMENT_TIMEOUT_MS",
+                5000,
+                10,
+                600_000,
+            )?),
+            db_startup_timeout: Duration::from_secs(env.ranged(
+                "DB_STARTUP_TIMEOUT_S",
+                60,
+                0,
+                3600,
+            )?),
+            health_db_timeout: Duration::from_millis(env.ranged(
+                "HEALTH_DB_TIMEOUT_MS",
+                1000,
+                10,
+                60_000,
+            )?),
+            admin_token: env.opt("ADMIN_TOKEN"),
+            stress_token: env.opt("STRESS_TOKEN"),
+            stress_max_concurrent: env.ranged("STRESS_MAX_CONCURRENT", cpus, 1, 256)? as usize,
+            shutdown_grace: Duration::from_secs(env.ranged("SHUTDOWN_GRACE_S", 25, 0, 3600)?),
+            metrics_interval: Duration::from_secs(env.ranged("METRICS_INTERVAL_S", 10, 1, 3600)?),
+            metrics_namespace: env
+                .opt("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "VisitsApi".into()),
+            cluster_name: env.opt("CLUSTER_NAME"),
+            service_name: env
+                .opt("SERVICE_NAME")
+                .unwrap_or_else(|| "visits-api".into()),
+            metadata_uri: env.opt("ECS_CONTAINER_METADATA_URI_V4"),
+            write_batch_max: env.ranged("WRITE_BATCH_MAX", 512, 1, 10_000)? as usize,
+        })
+    }
+}
+
+/// `DATABASE_URL` wins; otherwise the RDS secret's parts (the password is never in a URL, so it
+/// needs no escaping).
+fn db_options<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<PgConnectOptions, ConfigError> {
+    let opts = if let Some(url) = env.opt("DATABASE_URL") {
+        url.parse::<PgConnectOptions>()
+            .map_err(|e| ConfigError::Invalid {
+                var: "DATABASE_URL",
+                value: "<redacted>".into(),
+                reason: e.to_string(),
+            })?
+    } else {
+        let host = env
+            .req("DB_HOST")
+            .map_err(|_| ConfigError::Missing("DATABASE_URL or DB_HOST"))?;
+        PgConnectOptions::new_without_pgpass()
+            .host(&host)
+            .port(env.parse("DB_PORT", 5432)?)
+            .database(&env.req("DB_NAME")?)
+            .username(&env.req("DB_USER")?)
+            .password(&env.opt("DB_PASSWORD").unwrap_or_default())
+    };
+    Ok(opts.application_name("visits-api"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_with_database_url() {
+        let c = config(&[("DATABASE_URL", "postgres://u:p@localhost:5432/db")]).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(25));
+        assert_eq!(c.metrics_namespace, "VisitsApi");
+        assert!(c.admin_token.is_none() && c.stress_token.is_none());
+    }
+
+    #[test]
+    fn rds_secret_parts() {
+        let c = config(&[
+            ("DB_HOST", "db.example"),
+            ("DB_NAME", "visits"),
+            ("DB_USER", "app"),
+            ("DB_PASSWORD", "p@ss/word"),
+        ])
+        .unwrap();
+        assert_eq!(c.db.get_host(), "db.example");
+        assert_eq!(c.db.get_port(), 5432);
+        assert_eq!(c.db.get_database(), Some("visits"));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let missing = config(&[]).unwrap_err().to_string();
+        assert!(missing.contains("DATABASE_URL or DB_HOST"), "{missing}");
+        let no_user = config(&[("DB_HOST", "h"), ("DB_NAME", "n")])
+            .unwrap_err()
+            .to_string();
+        assert!(no_user.contains("DB_USER"), "{no_user}");
+        let bad_port = config(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("PORT", "eighty"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad_port.contains("PORT") && !bad_port.contains('\n'),
+            "{bad_port}"
+        );
+        let out_of_range = config(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("DB_POOL_MAX", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(out_of_range.contains("DB_POOL_MAX"), "{out_of_range}");
+    }
+
+    #[test]
+    fn bad_url_is_not_echoed() {
+        let e = config(&[("DATABASE_URL", "mysql://secret@x")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DATABASE_URL") && !e.contains("secret"), "{e}");
+    }
+}

@@ -1,0 +1,66 @@
+//! `POST /api/stress`: burns CPU on this task so that the CPU alarm can be exercised.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::{require_bearer, AppState};
+
+const DISABLED: &str = "stress endpoint disabled: STRESS_TOKEN is not configured";
+const MAX_S: u64 = 60;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StressBody {
+    duration_s: u64,
+}
+
+/// Burns one core for `duration_s` (1..=60) seconds on a blocking thread, then answers. At most
+/// `STRESS_MAX_CONCURRENT` burns run at once; more get 429.
+pub async fn stress(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    require_bearer(&headers, state.config.stress_token.as_deref(), DISABLED)?;
+    let req: StressBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if !(1..=MAX_S).contains(&req.duration_s) {
+        return Err(ApiError::BadRequest(format!(
+            "duration_s must be between 1 and {MAX_S}"
+        )));
+    }
+    let permit = state
+        .stress_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy("too many CPU burns already running"))?;
+    let stop = state.shutdown_flag();
+    let duration = Duration::from_secs(req.duration_s);
+    // A blocking-pool thread, so the async workers keep serving requests meanwhile. The permit
+    // moves along: a client that hangs up does not free the slot before the burn ends.
+    let burned = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+            for i in 0..10_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+            }
+        }
+        start.elapsed()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("stress thread: {e}")))?;
+    Ok(Json(json!({
+        "burned_s": (burned.as_secs_f64() * 100.0).round() / 100.0,
+        "task_id": state.identity.task_id,
+    })))
+}
