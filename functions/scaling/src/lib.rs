@@ -1,4 +1,10 @@
 //! Shared library for the autoscaler functions: trigger events, the pure scaling
 //! policy, AWS adapters, episode state, reports and config.
 
+pub mod aws;
+pub mod config;
+pub mod episode;
+pub mod error;
+pub mod policy;
 pub mod report;
+pub mod trigger;

@@ -1,0 +1,402 @@
+//! Typed configuration, read once from the function's environment.
+//!
+//! Every function reads the same `Config`; a function ignores what it does not
+//! use. A missing or malformed variable is a [`ConfigError`] naming the variable,
+//! so a bad deployment fails at init with a message an operator can act on,
+//! instead of deep inside a handler.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `CLUSTER_NAME` | required | ECS cluster of the scaled service |
+//! | `SERVICE_NAME` | required | ECS service to scale |
+//! | `MIN_TASKS` / `MAX_TASKS` | required | desired count stays within these (min ≤ max) |
+//! | `SCALE_OUT_STEP` | 1 | tasks added per scale-out in `fixed` mode |
+//! | `SCALE_OUT_MODE` | `fixed` | `fixed` or `proportional` (HPA-style `ceil(desired × value / threshold)`) |
+//! | `SCALE_OUT_MAX_STEP` | 4 | cap on tasks added by one proportional scale-out |
+//! | `SCALE_OUT_COOLDOWN_S` | 60 | seconds after a scale-out before the next one |
+//! | `SCALE_IN_COOLDOWN_S` | 300 | seconds after any scaling before a scale-in |
+//! | `CAPACITY_ASG_NAME` | unset | EC2 capacity mode: the ASG that hosts the cluster's instances |
+//! | `TOPIC_ARN` | unset | SNS topic for operator notifications (notify) |
+//! | `DRY_RUN` | false | decide and report, but change nothing |
+//! | `METRICS_NAMESPACE` | `VisitsApi` | namespace for the episode metric (PutMetricData) |
+//! | `DB_MAX_CONNECTIONS` | unset | database cap: the database's max connections |
+//! | `DB_POOL_PER_TASK` | unset | database cap: connections one task's pool may open |
+//! | `DB_INSTANCE_ID` | unset | database cap: RDS instance whose `DatabaseConnections` is read |
+//! | `VICTIM_STRATEGY` | `fewest-in-flight` | scale-in: how the task to remove is chosen |
+//! | `ADMIN_TOKEN` | unset | bearer token for the tasks' `/admin/drain` |
+//! | `TASK_PORT` | unset | port of the tasks' HTTP server (unset: from the task definition) |
+//! | `DRAIN_MARGIN_S` | 5 | scale-in: seconds kept in reserve before the function's deadline |
+//! | `PROTECTION_EXPIRY_MIN` | 15 | scale-in: task protection expiry, so a crash never leaves it forever |
+//! | `TASK_IP_PREFIX_REWRITE` | unset | `FROM=TO` rewrite of task IPs before HTTP calls (local stack only) |
+//!
+//! `AWS_REGION` and `AWS_ENDPOINT_URL` are read by the SDK itself (see [`crate::aws`]).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A missing or malformed environment variable; the message names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set but its value cannot be used.
+    #[error("environment variable {var}={value:?} is invalid: {why}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+/// How a scale-out sizes its step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleOutMode {
+    /// Add `SCALE_OUT_STEP` tasks.
+    Fixed,
+    /// `ceil(desired × value / threshold)`, at most `SCALE_OUT_MAX_STEP` more; falls
+    /// back to the fixed step when the alarm carries no datapoint.
+    Proportional,
+}
+
+/// How scale-in chooses the task to remove (implemented by scale-down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VictimStrategy {
+    /// The task with the fewest in-flight requests: the quickest drain.
+    FewestInFlight,
+    /// The most recently started task: warm caches stay.
+    Newest,
+    /// A task from the availability zone with the most tasks: zones stay balanced.
+    AzBalanced,
+}
+
+impl VictimStrategy {
+    /// The name used in `VICTIM_STRATEGY` and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VictimStrategy::FewestInFlight => "fewest-in-flight",
+            VictimStrategy::Newest => "newest",
+            VictimStrategy::AzBalanced => "az-balanced",
+        }
+    }
+}
+
+/// The optional database connection cap: scale-out never adds tasks past the
+/// connections the database has left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbCap {
+    /// The database's `max_connections` (less what admin tools need).
+    pub max_connections: u32,
+    /// Connections one task's pool may open.
+    pub pool_per_task: u32,
+    /// RDS instance identifier for the CloudWatch `DatabaseConnections` metric;
+    /// without it the cap is the static `max_connections / pool_per_task`.
+    pub instance_id: Option<String>,
+}
+
+/// `TASK_IP_PREFIX_REWRITE`: the local stack maps emulated task IPs to loopback twins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpRewrite {
+    /// Prefix to replace, e.g. `172.31.`.
+    pub from: String,
+    /// Replacement, e.g. `127.31.`.
+    pub to: String,
+}
+
+impl IpRewrite {
+    /// Applies the rewrite to an IP (unchanged when the prefix does not match).
+    pub fn apply(&self, ip: &str) -> String {
+        match ip.strip_prefix(self.from.as_str()) {
+            Some(rest) => format!("{}{}", self.to, rest),
+            None => ip.to_string(),
+        }
+    }
+}
+
+/// Everything the scaling functions read from their environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub cluster: String,
+    pub service: String,
+    /// Floor of the desired count (invariant 1).
+    pub min_tasks: i32,
+    /// Ceiling of the desired count (invariant 1).
+    pub max_tasks: i32,
+    /// Tasks added by a fixed-step scale-out.
+    pub scale_out_step: i32,
+    pub scale_out_mode: ScaleOutMode,
+    /// Cap on one proportional scale-out.
+    pub scale_out_max_step: i32,
+    pub scale_out_cooldown: Duration,
+    pub scale_in_cooldown: Duration,
+    /// EC2 capacity mode when set.
+    pub capacity_asg_name: Option<String>,
+    pub topic_arn: Option<String>,
+    /// Decide and report, change nothing.
+    pub dry_run: bool,
+    pub metrics_namespace: String,
+    pub db_cap: Option<DbCap>,
+    pub victim_strategy: VictimStrategy,
+    pub admin_token: Option<String>,
+    pub task_port: Option<u16>,
+    pub drain_margin: Duration,
+    pub protection_expiry_min: i32,
+    pub ip_rewrite: Option<IpRewrite>,
+}
+
+impl Config {
+    /// Reads the process environment. Call once, in `main`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads from a map: tests and tools build configs without touching the process env.
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| map.get(k).cloned())
+    }
+
+    /// Reads through any lookup; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let min_tasks: i32 = env.required_parse("MIN_TASKS")?;
+        let max_tasks: i32 = env.required_parse("MAX_TASKS")?;
+        if min_tasks < 0 {
+            return Err(env.invalid("MIN_TASKS", "must be 0 or more"));
+        }
+        if max_tasks < min_tasks || max_tasks < 1 {
+            return Err(env.invalid("MAX_TASKS", "must be at least 1 and at least MIN_TASKS"));
+        }
+        let scale_out_step: i32 = env.parse_or("SCALE_OUT_STEP", 1)?;
+        if scale_out_step < 1 {
+            return Err(env.invalid("SCALE_OUT_STEP", "must be 1 or more"));
+        }
+        let scale_out_max_step: i32 = env.parse_or("SCALE_OUT_MAX_STEP", 4)?;
+        if scale_out_max_step < 1 {
+            return Err(env.invalid("SCALE_OUT_MAX_STEP", "must be 1 or more"));
+        }
+        let scale_out_mode = match env.get("SCALE_OUT_MODE").as_deref() {
+            None | Some("fixed") => ScaleOutMode::Fixed,
+            Some("proportional") => ScaleOutMode::Proportional,
+            Some(_) => return Err(env.invalid("SCALE_OUT_MODE", "expected fixed or proportional")),
+        };
+        let victim_strategy = match env.get("VICTIM_STRATEGY").as_deref() {
+            None | Some("fewest-in-flight") => VictimStrategy::FewestInFlight,
+            Some("newest") => VictimStrategy::Newest,
+            Some("az-balanced") => VictimStrategy::AzBalanced,
+            Some(_) => {
+                return Err(env.invalid(
+                    "VICTIM_STRATEGY",
+                    "expected fewest-in-flight, newest or az-balanced",
+                ))
+            }
+        };
+        let db_cap = match (env.get("DB_MAX_CONNECTIONS"), env.get("DB_POOL_PER_TASK")) {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                let pool_per_task: u32 = env.required_parse("DB_POOL_PER_TASK")?;
+                if pool_per_task == 0 {
+                    return Err(env.invalid("DB_POOL_PER_TASK", "must be 1 or more"));
+                }
+                Some(DbCap {
+                    max_connections: env.required_parse("DB_MAX_CONNECTIONS")?,
+                    pool_per_task,
+                    instance_id: env.get("DB_INSTANCE_ID"),
+                })
+            }
+            (None, Some(_)) => return Err(ConfigError::Missing("DB_MAX_CONNECTIONS")),
+            (Some(_), None) => return Err(ConfigError::Missing("DB_POOL_PER_TASK")),
+        };
+        let ip_rewrite = match env.get("TASK_IP_PREFIX_REWRITE") {
+            None => None,
+            Some(v) => match v.split_once('=') {
+                Some((from, to)) if !from.is_empty() => Some(IpRewrite {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                }),
+                _ => return Err(env.invalid("TASK_IP_PREFIX_REWRITE", "expected FROM=TO")),
+            },
+        };
+        Ok(Config {
+            cluster: env.required("CLUSTER_NAME")?,
+            service: env.required("SERVICE_NAME")?,
+            min_tasks,
+            max_tasks,
+            scale_out_step,
+            scale_out_mode,
+            scale_out_max_step,
+            scale_out_cooldown: Duration::from_secs(env.parse_or("SCALE_OUT_COOLDOWN_S", 60)?),
+            scale_in_cooldown: Duration::from_secs(env.parse_or("SCALE_IN_COOLDOWN_S", 300)?),
+            capacity_asg_name: env.get("CAPACITY_ASG_NAME"),
+            topic_arn: env.get("TOPIC_ARN"),
+            dry_run: env.bool_or("DRY_RUN", false)?,
+            metrics_namespace: env
+                .get("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "VisitsApi".to_string()),
+            db_cap,
+            victim_strategy,
+            admin_token: env.get("ADMIN_TOKEN"),
+            task_port: env.parse_opt("TASK_PORT")?,
+            drain_margin: Duration::from_secs(env.parse_or("DRAIN_MARGIN_S", 5)?),
+            protection_expiry_min: env.parse_or("PROTECTION_EXPIRY_MIN", 15)?,
+            ip_rewrite,
+        })
+    }
+}
+
+/// Lookup wrapper that turns absent/empty/unparsable values into named errors.
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.get(var).ok_or(ConfigError::Missing(var))
+    }
+
+    fn invalid(&self, var: &'static str, why: &str) -> ConfigError {
+        ConfigError::Invalid {
+            var,
+            value: self.get(var).unwrap_or_default(),
+            why: why.to_string(),
+        }
+    }
+
+    fn parse_opt<T: FromStr>(&self, var: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    var,
+                    value: v,
+                    why: e.to_string(),
+                }),
+        }
+    }
+
+    fn required_parse<T: FromStr>(&self, var: &'static str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.parse_opt(var)?.ok_or(ConfigError::Missing(var))
+    }
+
+    fn parse_or<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        Ok(self.parse_opt(var)?.unwrap_or(default))
+    }
+
+    fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(_) => Err(self.invalid(var, "expected true or false")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<String, String> {
+        [
+            ("CLUSTER_NAME", "visits"),
+            ("SERVICE_NAME", "visits-api"),
+            ("MIN_TASKS", "1"),
+            ("MAX_TASKS", "4"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_map(&base()).unwrap();
+        assert_eq!(c.scale_out_step, 1);
+        assert_eq!(c.scale_out_cooldown, Duration::from_secs(60));
+        assert_eq!(c.scale_in_cooldown, Duration::from_secs(300));
+        assert_eq!(c.scale_out_mode, ScaleOutMode::Fixed);
+        assert!(!c.dry_run);
+        assert_eq!(c.metrics_namespace, "VisitsApi");
+        assert_eq!(c.db_cap, None);
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let mut m = base();
+        m.remove("SERVICE_NAME");
+        let e = Config::from_map(&m).unwrap_err();
+        assert_eq!(e, ConfigError::Missing("SERVICE_NAME"));
+        assert!(e.to_string().contains("SERVICE_NAME"));
+    }
+
+    #[test]
+    fn bad_number_is_named() {
+        let mut m = base();
+        m.insert("SCALE_OUT_COOLDOWN_S".into(), "soon".into());
+        let e = Config::from_map(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("SCALE_OUT_COOLDOWN_S") && e.contains("soon"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn max_below_min_is_rejected() {
+        let mut m = base();
+        m.insert("MIN_TASKS".into(), "5".into());
+        let e = Config::from_map(&m).unwrap_err().to_string();
+        assert!(e.contains("MAX_TASKS"), "{e}");
+    }
+
+    #[test]
+    fn db_cap_needs_both_halves() {
+        let mut m = base();
+        m.insert("DB_MAX_CONNECTIONS".into(), "100".into());
+        assert_eq!(
+            Config::from_map(&m).unwrap_err(),
+            ConfigError::Missing("DB_POOL_PER_TASK")
+        );
+        m.insert("DB_POOL_PER_TASK".into(), "10".into());
+        let cap = Config::from_map(&m).unwrap().db_cap.unwrap();
+        assert_eq!((cap.max_connections, cap.pool_per_task), (100, 10));
+    }
+
+    #[test]
+    fn ip_rewrite_parses_and_applies() {
+        let mut m = base();
+        m.insert("TASK_IP_PREFIX_REWRITE".into(), "172.31.=127.31.".into());
+        let r = Config::from_map(&m).unwrap().ip_rewrite.unwrap();
+        assert_eq!(r.apply("172.31.4.5"), "127.31.4.5");
+        assert_eq!(r.apply("10.0.0.1"), "10.0.0.1");
+    }
+
+    #[test]
+    fn dry_run_and_mode_parse() {
+        let mut m = base();
+        m.insert("DRY_RUN".into(), "TRUE".into());
+        m.insert("SCALE_OUT_MODE".into(), "proportional".into());
+        let c = Config::from_map(&m).unwrap();
+        assert!(c.dry_run);
+        assert_eq!(c.scale_out_mode, ScaleOutMode::Proportional);
+        m.insert("DRY_RUN".into(), "maybe".into());
+        assert!(Config::from_map(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("DRY_RUN"));
+    }
+}

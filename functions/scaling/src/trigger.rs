@@ -1,0 +1,508 @@
+//! Trigger events: every shape an alarm (or the reconcile schedule) arrives in,
+//! parsed into one [`Trigger`].
+//!
+//! Accepted shapes:
+//! - the direct CloudWatch alarm action (`source: aws.cloudwatch`, `alarmData`);
+//! - the EventBridge `CloudWatch Alarm State Change` event (same `alarmData` under `detail`);
+//! - an SNS-wrapped classic alarm notification (`Records[0].Sns.Message`);
+//! - the EventBridge `Scheduled Event` (reconcile).
+//!
+//! Parsing is pure: a malformed or unknown payload is [`ScalingError::BadEvent`]
+//! with a message a person understands, and the caller makes no AWS call.
+
+use crate::error::ScalingError;
+use crate::report::{MetricRef, TriggerSummary};
+use aws_lambda_events::event::cloudwatch_alarms::{
+    CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmState, CloudWatchAlarmStateReasonData,
+    CloudWatchAlarmStateValue,
+};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sns::SnsEvent;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// An alarm state, as CloudWatch names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl AlarmState {
+    /// CloudWatch's spelling: `OK`, `ALARM`, `INSUFFICIENT_DATA`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "OK" => Some(AlarmState::Ok),
+            "ALARM" => Some(AlarmState::Alarm),
+            "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
+            _ => None,
+        }
+    }
+
+    fn from_value(v: &CloudWatchAlarmStateValue) -> Self {
+        match v {
+            CloudWatchAlarmStateValue::Alarm => AlarmState::Alarm,
+            CloudWatchAlarmStateValue::InsufficientData => AlarmState::InsufficientData,
+            _ => AlarmState::Ok,
+        }
+    }
+}
+
+/// How the alarm reached the function (for the report and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The alarm's own Lambda action.
+    AlarmAction,
+    /// An EventBridge rule on `CloudWatch Alarm State Change`.
+    EventBridge,
+    /// An SNS topic the alarm notifies, subscribed by the function.
+    Sns,
+}
+
+/// One alarm state change, whatever shape it arrived in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmChange {
+    pub delivery: Delivery,
+    pub alarm_name: String,
+    pub alarm_arn: Option<String>,
+    pub state: AlarmState,
+    pub previous_state: Option<AlarmState>,
+    pub reason: String,
+    /// When the alarm entered `state`; with the name, the idempotency key.
+    pub timestamp: DateTime<Utc>,
+    /// The watched metric; None for metric-math or composite alarms.
+    pub metric: Option<MetricRef>,
+    pub threshold: Option<f64>,
+    /// e.g. `GreaterThanThreshold` (only the SNS shape carries it).
+    pub comparison: Option<String>,
+    /// The most recent datapoints, newest first, when the payload carries them.
+    pub datapoints: Vec<f64>,
+    pub region: Option<String>,
+    pub account: Option<String>,
+}
+
+impl AlarmChange {
+    /// The newest datapoint: the proportional step's `value`.
+    pub fn latest_value(&self) -> Option<f64> {
+        self.datapoints.first().copied()
+    }
+
+    /// Rejects an alarm whose metric names another cluster or service: it is not
+    /// ours to act on (DESIGN.md). Alarms without those dimensions pass.
+    pub fn check_ours(&self, cluster: &str, service: &str) -> Result<(), ScalingError> {
+        let Some(metric) = &self.metric else {
+            return Ok(());
+        };
+        for (dim, want) in [("ClusterName", cluster), ("ServiceName", service)] {
+            if let Some(got) = metric.dimensions.get(dim) {
+                if got != want {
+                    return Err(ScalingError::NotOurs(format!(
+                        "alarm {} watches {dim}={got}, this function scales {dim}={want}",
+                        self.alarm_name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The trigger as the report carries it.
+    pub fn summary(&self) -> TriggerSummary {
+        TriggerSummary::Alarm {
+            alarm_name: self.alarm_name.clone(),
+            alarm_arn: self.alarm_arn.clone(),
+            state: self.state.as_str().to_string(),
+            previous_state: self.previous_state.map(|s| s.as_str().to_string()),
+            reason: self.reason.clone(),
+            timestamp: self.timestamp,
+            metric: self.metric.clone(),
+            threshold: self.threshold,
+            comparison: self.comparison.clone(),
+            value: self.latest_value(),
+        }
+    }
+}
+
+/// What started an invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Alarm(Box<AlarmChange>),
+    /// The periodic reconcile schedule (EventBridge `Scheduled Event`).
+    Schedule {
+        time: DateTime<Utc>,
+        /// The rule ARN from `resources`.
+        rule: Option<String>,
+    },
+}
+
+impl Trigger {
+    /// The trigger as the report carries it.
+    pub fn summary(&self) -> TriggerSummary {
+        match self {
+            Trigger::Alarm(a) => a.summary(),
+            Trigger::Schedule { time, .. } => TriggerSummary::Schedule { time: *time },
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ScalingError {
+    ScalingError::BadEvent(msg.into())
+}
+
+const SHAPES: &str = "expected a CloudWatch alarm action (alarmData), an EventBridge \
+    'CloudWatch Alarm State Change' or 'Scheduled Event', or an SNS alarm notification (Records[].Sns)";
+
+/// Parses any accepted event shape. Pure: no AWS call, whatever the input.
+pub fn parse(event: &Value) -> Result<Trigger, ScalingError> {
+    let Some(obj) = event.as_object() else {
+        return Err(bad(format!("event is not a JSON object; {SHAPES}")));
+    };
+    if obj.contains_key("alarmData") {
+        return parse_alarm_action(event).map(|a| Trigger::Alarm(Box::new(a)));
+    }
+    if let Some(detail_type) = obj.get("detail-type").and_then(Value::as_str) {
+        return match detail_type {
+            "CloudWatch Alarm State Change" => {
+                parse_eventbridge_alarm(event).map(|a| Trigger::Alarm(Box::new(a)))
+            }
+            "Scheduled Event" => parse_schedule(event),
+            other => Err(bad(format!(
+                "unsupported EventBridge detail-type {other:?}; {SHAPES}"
+            ))),
+        };
+    }
+    if obj.contains_key("Records") {
+        return parse_sns(event).map(|a| Trigger::Alarm(Box::new(a)));
+    }
+    Err(bad(format!("unrecognised event; {SHAPES}")))
+}
+
+/// Parses an event that must be an alarm (scale functions ignore nothing else).
+pub fn parse_alarm(event: &Value) -> Result<AlarmChange, ScalingError> {
+    match parse(event)? {
+        Trigger::Alarm(a) => Ok(*a),
+        Trigger::Schedule { .. } => Err(bad("a scheduled event is not an alarm state change")),
+    }
+}
+
+fn parse_alarm_action(event: &Value) -> Result<AlarmChange, ScalingError> {
+    let alarm: CloudWatchAlarm = serde_json::from_value(event.clone())
+        .map_err(|e| bad(format!("malformed CloudWatch alarm action: {e}")))?;
+    if alarm
+        .source
+        .as_deref()
+        .is_some_and(|s| s != "aws.cloudwatch")
+    {
+        return Err(bad(format!(
+            "alarm action from source {:?}, expected aws.cloudwatch",
+            alarm.source
+        )));
+    }
+    from_alarm_data(
+        Delivery::AlarmAction,
+        alarm.alarm_data,
+        alarm.alarm_arn,
+        alarm.region,
+        alarm.account_id,
+    )
+}
+
+fn parse_eventbridge_alarm(event: &Value) -> Result<AlarmChange, ScalingError> {
+    let ev: EventBridgeEvent<CloudWatchAlarmData> = serde_json::from_value(event.clone())
+        .map_err(|e| bad(format!("malformed EventBridge alarm state change: {e}")))?;
+    if ev.source != "aws.cloudwatch" {
+        return Err(bad(format!(
+            "alarm state change from source {:?}, expected aws.cloudwatch",
+            ev.source
+        )));
+    }
+    let arn = ev.resources.as_ref().and_then(|r| r.first().cloned());
+    from_alarm_data(Delivery::EventBridge, ev.detail, arn, ev.region, ev.account)
+}
+
+fn from_alarm_data(
+    delivery: Delivery,
+    data: CloudWatchAlarmData,
+    alarm_arn: Option<String>,
+    region: Option<String>,
+    account: Option<String>,
+) -> Result<AlarmChange, ScalingError> {
+    let state: CloudWatchAlarmState<CloudWatchAlarmStateReasonData> = data
+        .state
+        .ok_or_else(|| bad(format!("alarm {} has no state", data.alarm_name)))?;
+    if data.alarm_name.is_empty() {
+        return Err(bad("alarm has an empty alarmName"));
+    }
+    let (threshold, datapoints) = match &state.reason_data {
+        Some(CloudWatchAlarmStateReasonData::Metric(m)) => {
+            // evaluatedDatapoints carry timestamps: newest first by time. Otherwise
+            // recentDatapoints, which CloudWatch lists oldest to newest.
+            let mut evaluated: Vec<_> = m
+                .evaluated_datapoints
+                .iter()
+                .filter_map(|d| d.value.map(|v| (d.timestamp, v)))
+                .collect();
+            let points = if evaluated.is_empty() {
+                m.recent_datapoints.iter().rev().copied().collect()
+            } else {
+                evaluated.sort_by_key(|p| std::cmp::Reverse(p.0));
+                evaluated.into_iter().map(|(_, v)| v).collect()
+            };
+            (Some(m.threshold), points)
+        }
+        _ => (None, Vec::new()),
+    };
+    Ok(AlarmChange {
+        delivery,
+        alarm_name: data.alarm_name,
+        alarm_arn,
+        state: AlarmState::from_value(&state.value),
+        previous_state: data
+            .previous_state
+            .map(|p| AlarmState::from_value(&p.value)),
+        reason: state.reason,
+        timestamp: state.timestamp,
+        metric: metric_from_configuration(&data.configuration),
+        threshold,
+        comparison: None,
+        datapoints,
+        region,
+        account,
+    })
+}
+
+/// The single returned metric of `configuration.metrics[]` (None for metric math).
+fn metric_from_configuration(conf: &Value) -> Option<MetricRef> {
+    let metrics = conf.get("metrics")?.as_array()?;
+    let stats: Vec<&Value> = metrics.iter().filter_map(|m| m.get("metricStat")).collect();
+    let [stat] = stats.as_slice() else {
+        return None;
+    };
+    let metric = stat.get("metric")?;
+    let dimensions = metric
+        .get("dimensions")
+        .and_then(Value::as_object)
+        .map(|d| {
+            d.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(MetricRef {
+        namespace: metric.get("namespace")?.as_str()?.to_string(),
+        name: metric.get("name")?.as_str()?.to_string(),
+        dimensions,
+    })
+}
+
+fn parse_schedule(event: &Value) -> Result<Trigger, ScalingError> {
+    let ev: EventBridgeEvent = serde_json::from_value(event.clone())
+        .map_err(|e| bad(format!("malformed EventBridge scheduled event: {e}")))?;
+    if ev.source != "aws.events" {
+        return Err(bad(format!(
+            "scheduled event from source {:?}, expected aws.events",
+            ev.source
+        )));
+    }
+    Ok(Trigger::Schedule {
+        time: ev.time.ok_or_else(|| bad("scheduled event has no time"))?,
+        rule: ev.resources.and_then(|r| r.into_iter().next()),
+    })
+}
+
+/// The classic alarm notification SNS carries. Our own lenient type: the crate's
+/// `CloudWatchAlarmPayload` rejects `"AlarmDescription": null`, which CloudWatch
+/// sends for alarms without a description.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsAlarmMessage {
+    alarm_name: String,
+    #[serde(default)]
+    alarm_arn: Option<String>,
+    #[serde(rename = "AWSAccountId", default)]
+    aws_account_id: Option<String>,
+    new_state_value: String,
+    #[serde(default)]
+    old_state_value: Option<String>,
+    #[serde(default)]
+    new_state_reason: String,
+    state_change_time: String,
+    #[serde(default)]
+    trigger: Option<SnsAlarmTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsAlarmTrigger {
+    #[serde(default)]
+    metric_name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    dimensions: Vec<SnsDimension>,
+    #[serde(default)]
+    comparison_operator: Option<String>,
+    #[serde(default)]
+    threshold: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct SnsDimension {
+    // CloudWatch writes these lower-case in the classic message.
+    #[serde(alias = "Name")]
+    name: String,
+    #[serde(alias = "Value")]
+    value: String,
+}
+
+fn parse_sns(event: &Value) -> Result<AlarmChange, ScalingError> {
+    let ev: SnsEvent = serde_json::from_value(event.clone())
+        .map_err(|e| bad(format!("malformed SNS event: {e}")))?;
+    let [record] = ev.records.as_slice() else {
+        return Err(bad(format!(
+            "SNS event has {} records, expected exactly one",
+            ev.records.len()
+        )));
+    };
+    let msg: SnsAlarmMessage = serde_json::from_str(&record.sns.message).map_err(|e| {
+        bad(format!(
+            "SNS message is not a CloudWatch alarm notification: {e}"
+        ))
+    })?;
+    let state = AlarmState::parse(&msg.new_state_value).ok_or_else(|| {
+        bad(format!(
+            "alarm {} has unknown NewStateValue {:?}",
+            msg.alarm_name, msg.new_state_value
+        ))
+    })?;
+    let timestamp = parse_alarm_time(&msg.state_change_time).ok_or_else(|| {
+        bad(format!(
+            "alarm {} has unparsable StateChangeTime {:?}",
+            msg.alarm_name, msg.state_change_time
+        ))
+    })?;
+    let trigger = msg.trigger;
+    let metric = trigger.as_ref().and_then(|t| {
+        Some(MetricRef {
+            namespace: t.namespace.clone()?,
+            name: t.metric_name.clone()?,
+            dimensions: t
+                .dimensions
+                .iter()
+                .map(|d| (d.name.clone(), d.value.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        })
+    });
+    let region = record
+        .sns
+        .topic_arn
+        .split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    Ok(AlarmChange {
+        delivery: Delivery::Sns,
+        datapoints: reason_datapoints(&msg.new_state_reason),
+        alarm_name: msg.alarm_name,
+        alarm_arn: msg.alarm_arn,
+        state,
+        previous_state: msg.old_state_value.as_deref().and_then(AlarmState::parse),
+        reason: msg.new_state_reason,
+        timestamp,
+        threshold: trigger.as_ref().and_then(|t| t.threshold),
+        comparison: trigger.and_then(|t| t.comparison_operator),
+        metric,
+        region,
+        account: msg.aws_account_id,
+    })
+}
+
+/// CloudWatch writes `2015-06-03T17:43:27.123+0000` (no colon in the offset).
+fn parse_alarm_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Datapoints from a reason such as `... datapoints [1234.0 (06/03/15 17:43:27), 98.0 (...)] was ...`,
+/// newest first as CloudWatch lists them.
+fn reason_datapoints(reason: &str) -> Vec<f64> {
+    let Some(start) = reason.find('[') else {
+        return Vec::new();
+    };
+    let Some(len) = reason[start..].find(']') else {
+        return Vec::new();
+    };
+    reason[start + 1..start + len]
+        .split(", ")
+        .filter_map(|p| p.split(" (").next()?.trim().parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn classic_time_parses() {
+        let t = parse_alarm_time("2015-06-03T17:43:27.123+0000").unwrap();
+        assert_eq!(t.to_rfc3339(), "2015-06-03T17:43:27.123+00:00");
+        assert!(parse_alarm_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn reason_datapoints_newest_first() {
+        let r = "Threshold Crossed: 2 out of the last 2 datapoints [91.5 (03/06/15 17:43:00), \
+                 88.0 (03/06/15 17:42:00)] were greater than the threshold (70.0)";
+        assert_eq!(reason_datapoints(r), vec![91.5, 88.0]);
+        assert!(reason_datapoints("no data").is_empty());
+    }
+
+    #[test]
+    fn unknown_shapes_are_bad_events() {
+        for ev in [
+            json!([]),
+            json!("ALARM"),
+            json!({}),
+            json!({"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": {}}),
+            json!({"alarmData": {"alarmName": "x"}}),
+            json!({"Records": []}),
+            json!({"Records": [{"Sns": {"Message": "not json"}}]}),
+        ] {
+            match parse(&ev) {
+                Err(ScalingError::BadEvent(msg)) => assert!(!msg.is_empty()),
+                other => panic!("{ev} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn schedule_parses() {
+        let ev = json!({
+            "version": "0", "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+            "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-11-23T15:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/visits-reconcile"],
+            "detail": {}
+        });
+        let Trigger::Schedule { time, rule } = parse(&ev).unwrap() else {
+            panic!("not a schedule")
+        };
+        assert_eq!(time.to_rfc3339(), "2026-11-23T15:00:00+00:00");
+        assert!(rule.unwrap().ends_with("rule/visits-reconcile"));
+        assert!(parse_alarm(&ev).is_err());
+    }
+}
