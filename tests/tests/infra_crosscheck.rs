@@ -500,24 +500,26 @@ fn function_ids(t: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// Checks that `target` (an alarm action or rule target ARN) names a function of `t` that lets
+/// `principal` invoke it from `source` only; describes the problem otherwise.
+fn invocation_problem(t: &Value, source: &str, target: &Value, principal: &str) -> Option<String> {
+    match referenced_id(target) {
+        Some(f) if function_ids(t).contains(&f) => (!has_permission(t, &f, principal, source))
+            .then(|| format!("{source} invokes {f} without a Lambda::Permission for {principal} scoped to {source}'s ARN")),
+        _ => Some(format!("{source} invokes {target}, which is no function of this template")),
+    }
+}
+
 #[test]
 fn every_alarm_action_invokes_a_function_that_permits_that_alarm() {
     let mut problems = Vec::new();
     for (file, t) in templates() {
-        let fns = function_ids(t);
         for (id, alarm) in of_type(t, "AWS::CloudWatch::Alarm") {
             for kind in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
                 for action in alarm["Properties"][kind].as_array().into_iter().flatten() {
-                    match referenced_id(action) {
-                        Some(f) if fns.contains(&f) => {
-                            if !has_permission(t, &f, "lambda.alarms.cloudwatch.amazonaws.com", id)
-                            {
-                                problems.push(format!("{file}: {id} invokes {f} without a Lambda::Permission for lambda.alarms.cloudwatch.amazonaws.com scoped to {id}'s ARN"));
-                            }
-                        }
-                        _ => problems.push(format!(
-                            "{file}: {id} {kind} {action} is not a function of this template"
-                        )),
+                    let principal = "lambda.alarms.cloudwatch.amazonaws.com";
+                    if let Some(p) = invocation_problem(t, id, action, principal) {
+                        problems.push(format!("{file}: {kind}: {p}"));
                     }
                 }
             }
@@ -613,7 +615,6 @@ fn high_resolution_alarms_use_10_second_periods() {
 fn every_event_rule_targets_a_function_that_permits_that_rule() {
     let mut problems = Vec::new();
     for (file, t) in templates() {
-        let fns = function_ids(t);
         for (id, rule) in of_type(t, "AWS::Events::Rule") {
             let targets = rule["Properties"]["Targets"]
                 .as_array()
@@ -623,16 +624,8 @@ fn every_event_rule_targets_a_function_that_permits_that_rule() {
                 problems.push(format!("{file}: {id} has no targets"));
             }
             for target in targets {
-                match referenced_id(&target["Arn"]) {
-                    Some(f) if fns.contains(&f) => {
-                        if !has_permission(t, &f, "events.amazonaws.com", id) {
-                            problems.push(format!("{file}: {id} targets {f} without a Lambda::Permission for events.amazonaws.com scoped to {id}"));
-                        }
-                    }
-                    _ => problems.push(format!(
-                        "{file}: {id} targets {} which is no function of this template",
-                        target["Arn"]
-                    )),
+                if let Some(p) = invocation_problem(t, id, &target["Arn"], "events.amazonaws.com") {
+                    problems.push(format!("{file}: {p}"));
                 }
             }
         }
