@@ -179,6 +179,13 @@ fn db_options<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
 ) -> Result<PgConnectOptions, ConfigError> {
     let opts = if let Some(url) = env.opt("DATABASE_URL") {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                var: "DATABASE_URL",
+                value: "<redacted>".into(),
+                reason: "must start with postgres:// or postgresql://".into(),
+            });
+        }
         url.parse::<PgConnectOptions>()
             .map_err(|e| ConfigError::Invalid {
                 var: "DATABASE_URL",
