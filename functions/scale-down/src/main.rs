@@ -1,1 +1,54 @@
-fn main() {}
+//! scale-down Lambda: builds config and clients once, then serves events.
+
+use lambda_runtime::{service_fn, tracing, Error, LambdaEvent};
+use scale_down::admin::AdminClient;
+use scale_down::aws_port::AwsPort;
+use scale_down::{handle, Settings};
+use scaling::aws::{ecs::Ecs, elb::Elb, load_sdk_config, protection::Protection};
+use scaling::config::Config;
+use std::time::{Duration, SystemTime};
+
+/// How long a task may take to answer its admin endpoints.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = load_sdk_config().await;
+    let ecs = Ecs::new(&sdk);
+    let protection = Protection::new(
+        aws_sdk_ecs::Client::new(&sdk),
+        &config.cluster,
+        config.protection_expiry_min,
+    );
+    let admin = AdminClient::new(
+        config.admin_token.clone(),
+        config.ip_rewrite.clone(),
+        ADMIN_TIMEOUT,
+    );
+    let port = AwsPort::new(
+        ecs,
+        Elb::new(&sdk),
+        protection,
+        admin,
+        &config.cluster,
+        &config.service,
+        config.task_port.map(i32::from),
+    );
+    let settings = Settings::from_config(&config);
+    let (port, settings) = (&port, &settings);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            // The Lambda's deadline as a monotonic instant, for the bounded waits.
+            let left = event
+                .context
+                .deadline()
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            let deadline = tokio::time::Instant::now() + left;
+            handle(event.payload, port, settings, deadline).await
+        },
+    ))
+    .await
+}

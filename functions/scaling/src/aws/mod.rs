@@ -9,6 +9,8 @@
 pub mod autoscaling;
 pub mod cloudwatch;
 pub mod ecs;
+pub mod elb;
+pub mod protection;
 
 use crate::report::Step;
 use aws_config::retry::RetryConfig;

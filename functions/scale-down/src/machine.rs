@@ -1,0 +1,742 @@
+//! The scale-in step machine: protect others, deregister, drain, lower desired,
+//! wait STOPPED, release, report, with every step written ahead into the
+//! service's tags so that any later invocation completes or rolls it back.
+
+use crate::marker::{self, Marker, Phase};
+use crate::port::{Port, PortError, ServiceView, Target, TargetState, TaskView};
+use crate::settings::Settings;
+use crate::trigger::Trigger;
+use crate::victim::{self, Candidate};
+use chrono::Utc;
+use scaling::report::{
+    Counts, DecisionSummary, DrainSummary, FunctionKind, Outcome, Report, RollbackSummary,
+    ServiceRef, Step,
+};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why the invocation could not even start an episode (nothing was changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("before any change: {0}")]
+pub struct NotStarted(pub PortError);
+
+/// How an episode step ended when it did not simply go on.
+enum Stop {
+    /// Undo what was done, then report with this outcome and reason.
+    Rollback(Outcome, String),
+    /// Leave the marker for the next invocation (deadline reached or undo impossible now).
+    Leave(String),
+}
+
+impl From<PortError> for Stop {
+    fn from(e: PortError) -> Self {
+        Stop::Rollback(Outcome::RolledBack, e.to_string())
+    }
+}
+
+/// One invocation's work on one episode, collecting the report as it goes.
+struct Episode<'a, P: Port> {
+    port: &'a P,
+    s: &'a Settings,
+    /// The Lambda's deadline less the reserve: no wait runs past it.
+    deadline: Instant,
+    marker: Marker,
+    steps: Vec<Step>,
+    drain: DrainSummary,
+    rollback_actions: Vec<String>,
+    operator_checks: Vec<String>,
+}
+
+/// Runs one invocation for `trigger` and returns its report.
+///
+/// `deadline` is when the Lambda will be cut off. `Err` only when nothing was
+/// changed and the service could not be read (retryable by Lambda).
+pub async fn run<P: Port>(
+    port: &P,
+    s: &Settings,
+    trigger: &Trigger,
+    deadline: Instant,
+) -> Result<Report, NotStarted> {
+    let started = Instant::now();
+    let mut report = empty_report(s, trigger);
+    let svc = port.service().await.map_err(NotStarted)?;
+    report.before = Some(counts(&svc));
+
+    if svc.tags.get(marker::PAUSED_TAG).map(String::as_str) == Some("true") {
+        return Ok(skip(
+            report,
+            started,
+            "service is paused (autoscaler:paused=true)",
+        ));
+    }
+    if let Some(found) = marker::Marker::from_tags(&svc.tags) {
+        let deadline = deadline - s.deadline_reserve;
+        return Ok(match found {
+            Ok(m) => resume(port, s, m, deadline, report, started).await,
+            Err(why) => unreadable_marker(port, why, report, started).await,
+        });
+    }
+    let (alarm, key) = match trigger {
+        Trigger::Schedule { .. } => {
+            return Ok(skip(report, started, "reconcile: no interrupted episode"));
+        }
+        Trigger::Alarm { state, .. } if state != "ALARM" => {
+            let why = format!("alarm state is {state}: nothing to scale in");
+            return Ok(skip(report, started, &why));
+        }
+        Trigger::Alarm {
+            name,
+            state_timestamp,
+            ..
+        } => (name, marker::idempotency_key(name, state_timestamp)),
+    };
+    if svc.tags.get(marker::SCALE_IN_KEY_TAG) == Some(&key) {
+        let why = format!("duplicate delivery of {alarm}: already acted on");
+        return Ok(skip(report, started, &why));
+    }
+    if let Some(why) = skip_reason(&svc, s, port.now_unix()) {
+        return Ok(skip(report, started, &why));
+    }
+    let tasks = port.tasks().await.map_err(NotStarted)?;
+    let running: Vec<&TaskView> = tasks.iter().filter(|t| t.is_running()).collect();
+    if running.len() < 2 || (running.len() as i32) <= s.min_tasks {
+        let why = format!("only {} running task(s): nothing to remove", running.len());
+        return Ok(skip(report, started, &why));
+    }
+    let mut candidates = Vec::with_capacity(running.len());
+    for t in &running {
+        let in_flight = if s.strategy == victim::Strategy::FewestInFlight {
+            port.drain_status(t).await.ok().map(|d| d.in_flight)
+        } else {
+            None
+        };
+        candidates.push(Candidate {
+            id: t.id.clone(),
+            started_at: t.started_at,
+            az: t.availability_zone.clone(),
+            in_flight,
+        });
+    }
+    let choice = victim::choose(&candidates, s.strategy).expect("two or more candidates");
+    let now = port.now_unix();
+    let marker = Marker {
+        episode_id: format!("sd-{now}-{}", &choice.id[..choice.id.len().min(8)]),
+        phase: Phase::Protecting,
+        victim: choice.id.clone(),
+        from: svc.desired,
+        started: now,
+        drain_started: 0,
+        lowered_at: 0,
+    };
+    report.episode_id = marker.episode_id.clone();
+    report.decision = DecisionSummary {
+        action: "scale_to".into(),
+        target: Some(svc.desired - 1),
+        reason: format!("{alarm} in ALARM: remove task {}", choice.id),
+    };
+    let drain = DrainSummary {
+        victim_task: running
+            .iter()
+            .find(|t| t.id == choice.id)
+            .map(|t| t.arn.clone())
+            .unwrap_or_default(),
+        strategy: choice.strategy.as_str().to_string(),
+        fallback: choice.fallback.clone(),
+        ..DrainSummary::default()
+    };
+    if s.dry_run {
+        report.dry_run = true;
+        report.drain = Some(drain);
+        let why = format!("dry run: would remove task {}", choice.id);
+        return Ok(skip(report, started, &why));
+    }
+    // Write-ahead: the marker (and the idempotency key) before the first change.
+    let t0 = Instant::now();
+    let write = port
+        .put_tags(&[
+            (marker::EPISODE_TAG.into(), marker.encode()),
+            (marker::SCALE_IN_KEY_TAG.into(), key),
+        ])
+        .await;
+    report.steps.push(step("write_marker", t0, &write));
+    write.map_err(NotStarted)?;
+    let mut ep = Episode::new(port, s, marker, deadline - s.deadline_reserve);
+    ep.drain = drain;
+    ep.steps = std::mem::take(&mut report.steps);
+    let end = ep.forward().await;
+    Ok(ep.finish(end, report, started).await)
+}
+
+/// The skip rules of the issue, other than "paused" and "another episode".
+pub fn skip_reason(svc: &ServiceView, s: &Settings, now: i64) -> Option<String> {
+    if svc.desired <= s.min_tasks {
+        return Some(format!(
+            "desired {} is at the minimum {}",
+            svc.desired, s.min_tasks
+        ));
+    }
+    if let Some(last) = svc
+        .tags
+        .get(marker::LAST_SCALE_IN_TAG)
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        let cooldown = s.scale_in_cooldown.as_secs() as i64;
+        if now < last + cooldown {
+            return Some(format!(
+                "in scale-in cooldown for {} more s",
+                last + cooldown - now
+            ));
+        }
+    }
+    let rolling = svc.deployments.len() > 1
+        || svc
+            .deployments
+            .iter()
+            .any(|d| d.rollout_state.as_deref().is_some_and(|r| r != "COMPLETED"));
+    if rolling {
+        return Some("a deployment is in progress".into());
+    }
+    None
+}
+
+async fn resume<P: Port>(
+    port: &P,
+    s: &Settings,
+    m: Marker,
+    deadline: Instant,
+    mut report: Report,
+    started: Instant,
+) -> Report {
+    report.episode_id = m.episode_id.clone();
+    report.decision = DecisionSummary {
+        action: if m.phase == Phase::RollingBack {
+            "rollback".into()
+        } else {
+            "resume".into()
+        },
+        target: Some(m.from - 1),
+        reason: format!("episode {} was interrupted at {}", m.episode_id, m.phase),
+    };
+    let mut ep = Episode::new(port, s, m, deadline);
+    ep.drain.victim_task = ep.marker.victim.clone();
+    let end = match ep.marker.phase {
+        Phase::RollingBack => Err(Stop::Rollback(
+            Outcome::RolledBack,
+            "resumed an interrupted rollback".into(),
+        )),
+        _ => ep.forward().await,
+    };
+    ep.finish(end, report, started).await
+}
+
+/// A marker nobody can parse: the victim is unknown, so undo what can be undone
+/// without it (protections, the marker) and ask a person to check the targets.
+async fn unreadable_marker<P: Port>(
+    port: &P,
+    why: String,
+    mut report: Report,
+    started: Instant,
+) -> Report {
+    let mut rb = RollbackSummary {
+        reason: why,
+        ..RollbackSummary::default()
+    };
+    let released = release_all(port).await;
+    let removed = port
+        .remove_tags(&[marker::EPISODE_TAG.into(), marker::CANCEL_TAG.into()])
+        .await;
+    report.decision.action = "rollback".into();
+    report.outcome = match (&released, &removed) {
+        (Ok(n), Ok(())) => {
+            rb.actions
+                .push(format!("released protection on {n} task(s)"));
+            rb.actions.push("removed the unreadable marker".into());
+            rb.operator_checks
+                .push("check that every running task is registered in its target groups".into());
+            Outcome::RolledBack
+        }
+        _ => Outcome::Failed,
+    };
+    report.outcome_reason = rb.reason.clone();
+    report.rollback = Some(rb);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+impl<'a, P: Port> Episode<'a, P> {
+    fn new(port: &'a P, s: &'a Settings, marker: Marker, deadline: Instant) -> Self {
+        Self {
+            port,
+            s,
+            deadline,
+            marker,
+            steps: Vec::new(),
+            drain: DrainSummary::default(),
+            rollback_actions: Vec::new(),
+            operator_checks: Vec::new(),
+        }
+    }
+
+    /// Runs `fut`, timing it as step `name`.
+    async fn timed<T>(
+        &mut self,
+        name: &str,
+        fut: impl std::future::Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        let t0 = Instant::now();
+        let r = fut.await;
+        self.steps.push(step(name, t0, &r));
+        r
+    }
+
+    /// Writes the marker at `phase` (write-ahead of that phase's side effects).
+    async fn enter(&mut self, phase: Phase) -> Result<(), PortError> {
+        self.marker.phase = phase;
+        let tags = [(marker::EPISODE_TAG.to_string(), self.marker.encode())];
+        let port = self.port;
+        self.timed(&format!("enter_{phase}"), port.put_tags(&tags))
+            .await
+    }
+
+    /// A cancel request from scale-up, checked between steps.
+    async fn check_cancel(&mut self) -> Result<(), Stop> {
+        let port = self.port;
+        let svc = self.timed("check_cancel", port.service()).await?;
+        if marker::cancel_requested(&svc.tags, &self.marker.episode_id) {
+            return Err(Stop::Rollback(
+                Outcome::Cancelled,
+                "a scale-out arrived during the drain: the task is kept".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The victim as ECS sees it now; a rollback if it is gone before desired was lowered.
+    async fn victim(&mut self) -> Result<TaskView, Stop> {
+        let port = self.port;
+        let id = self.marker.victim.clone();
+        match self.timed("describe_victim", port.task(&id)).await? {
+            Some(t) if t.is_running() => {
+                self.drain.victim_task = t.arn.clone();
+                Ok(t)
+            }
+            Some(t) => Err(Stop::Rollback(
+                Outcome::RolledBack,
+                format!("victim {id} left RUNNING on its own ({})", t.last_status),
+            )),
+            None => Err(Stop::Rollback(
+                Outcome::RolledBack,
+                format!("victim {id} is gone"),
+            )),
+        }
+    }
+
+    /// From the marker's phase to the end (each phase is idempotent, so a replay
+    /// repeats at most the one step that may have half-happened).
+    async fn forward(&mut self) -> Result<(), Stop> {
+        if self.marker.phase.is_cancellable() {
+            self.check_cancel().await?;
+        }
+        if self.marker.phase < Phase::Lowering {
+            let victim = self.victim().await?;
+            // Also refreshes the bounded expiry of an interrupted episode's protections.
+            self.protect_others(&victim).await?;
+            if self.marker.phase == Phase::Protecting {
+                self.check_cancel().await?;
+                self.enter(Phase::Deregistering).await?;
+            }
+            let port = self.port;
+            let svc = self.timed("describe_service", port.service()).await?;
+            let targets = targets_of(&victim, &svc);
+            if self.marker.phase == Phase::Deregistering {
+                for t in &targets {
+                    self.timed("deregister_target", port.deregister(t)).await?;
+                }
+                self.check_cancel().await?;
+                self.marker.drain_started = port.now_unix();
+                self.enter(Phase::Draining).await?;
+            }
+            self.wait_drained(&victim, &targets).await?;
+            self.enter(Phase::Lowering).await?;
+            // A cancel written just before our Lowering marker still wins.
+            self.check_cancel().await?;
+        }
+        if self.marker.phase == Phase::Lowering {
+            self.lower().await?;
+        }
+        if self.marker.phase == Phase::Stopping {
+            self.wait_stopped().await?;
+            self.enter(Phase::Releasing)
+                .await
+                .map_err(|e| Stop::Leave(e.to_string()))?;
+        }
+        let port = self.port;
+        let n = self
+            .timed("release_protection", release_all(port))
+            .await
+            .map_err(|e| Stop::Leave(e.to_string()))?;
+        if let Some(last) = self.steps.last_mut() {
+            last.detail = format!("{n} task(s)");
+        }
+        Ok(())
+    }
+
+    async fn protect_others(&mut self, victim: &TaskView) -> Result<(), Stop> {
+        let port = self.port;
+        let tasks = self.timed("list_tasks", port.tasks()).await?;
+        let others: Vec<String> = tasks
+            .iter()
+            .filter(|t| t.id != victim.id && !t.is_stopped())
+            .map(|t| t.arn.clone())
+            .collect();
+        let out = self
+            .timed("protect_tasks", port.set_protection(&others, true))
+            .await?;
+        if !out.deployment_blocked.is_empty() {
+            return Err(Stop::Rollback(
+                Outcome::RolledBack,
+                format!(
+                    "DEPLOYMENT_BLOCKED: a deployment is replacing {} task(s)",
+                    out.deployment_blocked.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn wait_drained(&mut self, victim: &TaskView, targets: &[Target]) -> Result<(), Stop> {
+        let port = self.port;
+        let sent = self.timed("post_admin_drain", port.drain(victim)).await;
+        if let Err(e) = &sent {
+            self.operator_checks
+                .push(format!("the victim did not take POST /admin/drain: {e}"));
+        }
+        let mut delay = Duration::ZERO;
+        for tg in targets
+            .iter()
+            .map(|t| t.target_group_arn.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let d = port
+                .deregistration_delay(tg)
+                .await
+                .unwrap_or(Duration::from_secs(300));
+            delay = delay.max(d);
+        }
+        let bound = (delay + self.s.drain_margin).as_secs() as i64;
+        let drain_deadline = self.marker.drain_started + bound;
+        let t0 = Instant::now();
+        let mut last_in_flight;
+        loop {
+            self.check_cancel().await?;
+            let mut on_lb = false;
+            for t in targets {
+                on_lb |= !matches!(port.target_state(t).await, Ok(TargetState::Absent));
+            }
+            let status = port.drain_status(victim).await.ok();
+            last_in_flight = status.map(|d| d.in_flight);
+            let idle = status.is_none_or(|d| d.in_flight == 0);
+            if !on_lb && idle {
+                break;
+            }
+            if port.now_unix() >= drain_deadline {
+                self.drain.deadline_hit = true;
+                break;
+            }
+            if Instant::now() + self.s.poll_interval >= self.deadline {
+                self.steps.push(Step {
+                    name: "wait_drained".into(),
+                    ok: false,
+                    duration_ms: t0.elapsed().as_millis() as u64,
+                    detail: "function deadline: drain continues in the next invocation".into(),
+                });
+                return Err(Stop::Leave(
+                    "the drain outlasted this invocation; the next one resumes it".into(),
+                ));
+            }
+            tokio::time::sleep(self.s.poll_interval).await;
+        }
+        self.drain.in_flight_at_stop = last_in_flight;
+        self.drain.drain_ms = ((port.now_unix() - self.marker.drain_started).max(0) as u64 * 1000)
+            .max(t0.elapsed().as_millis() as u64);
+        self.steps.push(Step {
+            name: "wait_drained".into(),
+            ok: true,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            detail: format!(
+                "in flight at stop: {}{}",
+                last_in_flight.map_or("unknown".into(), |n| n.to_string()),
+                if self.drain.deadline_hit {
+                    " (drain deadline passed)"
+                } else {
+                    ""
+                }
+            ),
+        });
+        Ok(())
+    }
+
+    /// desired - 1, only from the desired the episode started at.
+    async fn lower(&mut self) -> Result<(), Stop> {
+        let port = self.port;
+        let svc = self.timed("describe_service", port.service()).await?;
+        let from = self.marker.from;
+        if svc.desired == from {
+            if from - 1 < self.s.min_tasks || from - 1 > self.s.max_tasks {
+                return Err(Stop::Rollback(
+                    Outcome::RolledBack,
+                    format!(
+                        "desired {} would leave [{}, {}]",
+                        from - 1,
+                        self.s.min_tasks,
+                        self.s.max_tasks
+                    ),
+                ));
+            }
+            // Never lower while the victim is not the one task ECS may stop.
+            let victim = self.victim().await?;
+            self.protect_others(&victim).await?;
+            self.timed("update_service", port.set_desired(from - 1))
+                .await?;
+        } else if svc.desired != from - 1 {
+            return Err(Stop::Rollback(
+                Outcome::Cancelled,
+                format!(
+                    "desired moved from {from} to {} during the episode: the task is kept",
+                    svc.desired
+                ),
+            ));
+        }
+        self.marker.lowered_at = port.now_unix();
+        // Desired is lowered: from here the episode can only go forward.
+        self.enter(Phase::Stopping)
+            .await
+            .map_err(|e| Stop::Leave(e.to_string()))
+    }
+
+    async fn wait_stopped(&mut self) -> Result<(), Stop> {
+        let port = self.port;
+        let id = self.marker.victim.clone();
+        let give_up = self.marker.lowered_at + self.s.stop_timeout.as_secs() as i64;
+        let t0 = Instant::now();
+        loop {
+            match port.task(&id).await {
+                Ok(None) => break,
+                Ok(Some(t)) if t.is_stopped() => break,
+                _ => {}
+            }
+            if port.now_unix() >= give_up {
+                return Err(Stop::Rollback(
+                    Outcome::RolledBack,
+                    format!(
+                        "victim {id} did not stop within {:?} of desired - 1",
+                        self.s.stop_timeout
+                    ),
+                ));
+            }
+            if Instant::now() + self.s.poll_interval >= self.deadline {
+                return Err(Stop::Leave(
+                    "the victim was still stopping at the function deadline".into(),
+                ));
+            }
+            tokio::time::sleep(self.s.poll_interval).await;
+        }
+        self.steps.push(Step {
+            name: "wait_stopped".into(),
+            ok: true,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            detail: String::new(),
+        });
+        Ok(())
+    }
+
+    /// Undo: re-register the victim's targets (while it still runs), leave drain
+    /// mode, release every protection, drop the marker. Any failure leaves the
+    /// marker at RollingBack for the next invocation.
+    async fn roll_back(&mut self) -> Result<(), String> {
+        let _ = self.enter(Phase::RollingBack).await;
+        let port = self.port;
+        let id = self.marker.victim.clone();
+        let victim = self
+            .timed("describe_victim", port.task(&id))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(v) = victim.filter(|t| t.is_running()) {
+            let svc = self
+                .timed("describe_service", port.service())
+                .await
+                .map_err(|e| e.to_string())?;
+            for t in targets_of(&v, &svc) {
+                self.timed("register_target", port.register(&t))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.rollback_actions
+                    .push(format!("re-registered target {}:{}", t.id, t.port));
+            }
+            match self.timed("post_admin_undrain", port.undrain(&v)).await {
+                Ok(()) => self.rollback_actions.push("left drain mode".into()),
+                Err(e) => self.operator_checks.push(format!(
+                    "task {id} may still be in drain mode (POST /admin/undrain: {e})"
+                )),
+            }
+        }
+        let n = self
+            .timed("release_protection", release_all(port))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.rollback_actions
+            .push(format!("released protection on {n} task(s)"));
+        self.clear_marker(false).await
+    }
+
+    /// Removes the marker (and our cancel request); on completion starts the cooldown.
+    async fn clear_marker(&mut self, completed: bool) -> Result<(), String> {
+        let port = self.port;
+        if completed {
+            let now = port.now_unix().to_string();
+            self.timed(
+                "start_cooldown",
+                port.put_tags(&[(marker::LAST_SCALE_IN_TAG.into(), now)]),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        self.timed(
+            "clear_marker",
+            port.remove_tags(&[marker::EPISODE_TAG.into(), marker::CANCEL_TAG.into()]),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    /// Turns how `forward` ended into the report.
+    async fn finish(
+        mut self,
+        end: Result<(), Stop>,
+        mut report: Report,
+        started: Instant,
+    ) -> Report {
+        let (outcome, reason) = match end {
+            Ok(()) => match self.clear_marker(true).await {
+                Ok(()) => (
+                    Outcome::Completed,
+                    "one task removed after draining".to_string(),
+                ),
+                Err(e) => (Outcome::Failed, format!("could not clear the marker: {e}")),
+            },
+            Err(Stop::Leave(why)) => (Outcome::Failed, why),
+            Err(Stop::Rollback(outcome, why)) => match self.roll_back().await {
+                Ok(()) => (outcome, why),
+                Err(e) => (
+                    Outcome::Failed,
+                    format!("{why}; rollback incomplete ({e}): the next invocation retries it"),
+                ),
+            },
+        };
+        if outcome != Outcome::Completed && outcome != Outcome::Failed
+            || !self.rollback_actions.is_empty()
+        {
+            report.rollback = Some(RollbackSummary {
+                reason: reason.clone(),
+                actions: std::mem::take(&mut self.rollback_actions),
+                operator_checks: std::mem::take(&mut self.operator_checks),
+            });
+        }
+        report.outcome = outcome;
+        report.outcome_reason = reason;
+        report.steps = self.steps;
+        report.drain = Some(self.drain);
+        report.after = self.port.service().await.ok().map(|s| counts(&s));
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+}
+
+/// Releases protection on every task of the service; returns how many.
+async fn release_all<P: Port>(port: &P) -> Result<usize, PortError> {
+    let arns: Vec<String> = port.tasks().await?.into_iter().map(|t| t.arn).collect();
+    port.set_protection(&arns, false).await?;
+    Ok(arns.len())
+}
+
+/// The victim's registrations: task IP + container port (awsvpc) or instance +
+/// host port (bridge), in every target group of the service.
+pub fn targets_of(task: &TaskView, svc: &ServiceView) -> Vec<Target> {
+    svc.load_balancers
+        .iter()
+        .filter_map(|lb| {
+            let (id, port) = match &task.private_ip {
+                Some(ip) => (ip.clone(), lb.container_port),
+                None => {
+                    let host_port = task
+                        .host_ports
+                        .iter()
+                        .find(|(c, p, _)| *c == lb.container_name && *p == lb.container_port)?
+                        .2;
+                    (task.ec2_instance_id.clone()?, host_port)
+                }
+            };
+            Some(Target {
+                target_group_arn: lb.target_group_arn.clone(),
+                id,
+                port,
+            })
+        })
+        .collect()
+}
+
+fn counts(svc: &ServiceView) -> Counts {
+    Counts {
+        desired: svc.desired,
+        running: svc.running,
+        pending: svc.pending,
+        asg_desired: None,
+    }
+}
+
+fn step<T>(name: &str, t0: Instant, r: &Result<T, PortError>) -> Step {
+    Step {
+        name: name.to_string(),
+        ok: r.is_ok(),
+        duration_ms: t0.elapsed().as_millis() as u64,
+        detail: r.as_ref().err().map(|e| e.to_string()).unwrap_or_default(),
+    }
+}
+
+fn empty_report(s: &Settings, trigger: &Trigger) -> Report {
+    Report {
+        function: FunctionKind::ScaleDown,
+        episode_id: String::new(),
+        service: ServiceRef {
+            cluster: s.cluster.clone(),
+            service: s.service.clone(),
+        },
+        region: s.region.clone(),
+        account: None,
+        trigger: trigger.summary().clone(),
+        decision: DecisionSummary {
+            action: "skip".into(),
+            target: None,
+            reason: String::new(),
+        },
+        before: None,
+        after: None,
+        steps: Vec::new(),
+        drain: None,
+        rollback: None,
+        outcome: Outcome::Skipped,
+        outcome_reason: String::new(),
+        started_at: Utc::now(),
+        duration_ms: 0,
+        dry_run: s.dry_run,
+    }
+}
+
+fn skip(mut report: Report, started: Instant, why: &str) -> Report {
+    report.decision.action = "skip".into();
+    report.decision.reason = why.to_string();
+    report.outcome = Outcome::Skipped;
+    report.outcome_reason = why.to_string();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}

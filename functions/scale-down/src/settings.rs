@@ -1,0 +1,65 @@
+//! What scale-down needs from the configuration, in one place.
+
+use crate::victim::Strategy;
+use std::time::Duration;
+
+/// Scale-in settings (read from the environment in `main`; built directly in tests).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub cluster: String,
+    pub service: String,
+    /// Invariant 1: desired never goes below this.
+    pub min_tasks: i32,
+    /// Invariant 1: desired never goes above this (checked before lowering too).
+    pub max_tasks: i32,
+    /// No scale-in within this long after the last one.
+    pub scale_in_cooldown: Duration,
+    pub strategy: Strategy,
+    /// Added to the target group's deregistration delay to bound the drain wait.
+    pub drain_margin: Duration,
+    /// How long a victim may take to reach STOPPED after desired is lowered
+    /// (its stopTimeout plus slack), across invocations.
+    pub stop_timeout: Duration,
+    /// Time kept back from the Lambda deadline to persist state and report.
+    pub deadline_reserve: Duration,
+    /// Pause between polls of the drain and of the task state.
+    pub poll_interval: Duration,
+    /// DRY_RUN: decide and report, change nothing.
+    pub dry_run: bool,
+    pub region: Option<String>,
+}
+
+impl Settings {
+    /// Defaults for everything but the service identity and limits.
+    pub fn new(cluster: &str, service: &str, min_tasks: i32, max_tasks: i32) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            service: service.to_string(),
+            min_tasks,
+            max_tasks,
+            scale_in_cooldown: Duration::from_secs(300),
+            strategy: Strategy::FewestInFlight,
+            drain_margin: Duration::from_secs(10),
+            stop_timeout: Duration::from_secs(120),
+            deadline_reserve: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(250),
+            dry_run: false,
+            region: None,
+        }
+    }
+}
+
+impl Settings {
+    /// From the shared typed config (`DRAIN_MARGIN_S` is the reserve kept back
+    /// from the Lambda deadline; it also pads the deregistration delay).
+    pub fn from_config(c: &scaling::config::Config) -> Self {
+        let mut s = Self::new(&c.cluster, &c.service, c.min_tasks, c.max_tasks);
+        s.scale_in_cooldown = c.scale_in_cooldown;
+        s.strategy = c.victim_strategy;
+        s.deadline_reserve = c.drain_margin;
+        s.drain_margin = c.drain_margin.max(s.drain_margin);
+        s.dry_run = c.dry_run;
+        s.region = std::env::var("AWS_REGION").ok();
+        s
+    }
+}
