@@ -11,9 +11,9 @@ const HEALTH_EVERY_MS = 5000;
 const BURST_SIZE = 50;
 
 /** One request with a timeout; never throws: network failures come back as status 0. */
-async function call(path, options = {}) {
+async function call(path, options = {}, timeoutMs = REQUEST_TIMEOUT_MS) {
   const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), REQUEST_TIMEOUT_MS);
+  const timer = setTimeout(() => ctrl.abort(), timeoutMs);
   try {
     const res = await fetch(path, {
       cache: "no-store",
@@ -102,7 +102,7 @@ function setBusy(button, busy) {
 function failure(res, what) {
   if (res.status === 0) return res.timedOut ? `${what}: the service did not answer in time.` : `${what}: the service is unreachable.`;
   if (res.status === 503) return `${what}: database unavailable (503). Try again in a moment.`;
-  const detail = res.body && (res.body.error || res.body.message);
+  const detail = res.body && (res.body.message || res.body.error);
   return `${what}: the service answered ${res.status}${detail ? ` (${String(detail).slice(0, 120)})` : ""}.`;
 }
 
@@ -148,16 +148,17 @@ function renderVisits(body) {
   $("recent-empty").hidden = recent.length > 0;
 }
 
-let visitsFailing = false;
 async function refreshVisits() {
   const res = await call("/api/visits");
+  const total = $("total");
   if (res.ok && res.body) {
     renderVisits(res.body);
-    if (visitsFailing) say("visit-status", "");
-    visitsFailing = false;
+    delete total.dataset.stale;
+    say("visits-load-status", "");
   } else {
-    visitsFailing = true;
-    say("visit-status", failure(res, "Could not load visits"), "error");
+    // Keep the last numbers on screen, greyed, and say why they are not fresh.
+    total.dataset.stale = "true";
+    say("visits-load-status", failure(res, "Could not load visits"), "error");
     if (res.status === 503) showHealth("degraded", "Database unavailable");
   }
 }
@@ -169,8 +170,7 @@ async function registerVisit() {
   const res = await call("/api/visit", { method: "POST" });
   if (res.ok) {
     const task = taskOf(res.body, res.headers);
-    say("visit-status", task ? `Visit registered by task ${shortTask(task)}.` : "Visit registered.", "ok");
-    if (res.body && res.body.total != null) $("total").textContent = Number(res.body.total).toLocaleString();
+    say("visit-status", task ? `Visit registered, served by task ${shortTask(task)}` : "Visit registered", "ok");
     await refreshVisits();
   } else {
     say("visit-status", failure(res, "Visit not registered"), "error");
@@ -276,6 +276,7 @@ async function refreshMetrics() {
 }
 
 // ---- CPU test -------------------------------------------------------------
+/** The API answers /api/stress only once the burn is over, so the wait is the duration plus slack. */
 async function startStress(event) {
   event.preventDefault();
   const input = $("stress-token");
@@ -286,26 +287,35 @@ async function startStress(event) {
     input.focus();
     return;
   }
+  const secs = Math.round(Number($("stress-seconds").value));
+  if (!(secs >= 1 && secs <= 60)) {
+    say("stress-status", "The duration must be between 1 and 60 seconds.", "error");
+    $("stress-seconds").focus();
+    return;
+  }
   const button = $("stress");
   setBusy(button, true);
-  say("stress-status", "Starting the CPU test…", "busy");
+  say("stress-status", `CPU test running for ${secs} s on one task…`, "busy");
   const res = await call("/api/stress", {
     method: "POST",
     headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: "{}",
-  });
+    body: JSON.stringify({ duration_s: secs }),
+  }, (secs + 30) * 1000);
   if (res.ok) {
     input.removeAttribute("aria-invalid");
     const task = taskOf(res.body, res.headers);
-    const secs = res.body && (res.body.seconds ?? res.body.duration_s);
-    say("stress-status", `CPU test started${task ? ` on task ${shortTask(task)}` : ""}` +
-      `${secs ? ` for ${secs} s` : ""}. Watch its CPU climb.`, "ok");
-  } else if (res.status === 401 || res.status === 403) {
+    const burned = res.body && res.body.burned_s;
+    say("stress-status", `CPU test done${task ? `: task ${shortTask(task)}` : ""} burned ${burned ?? secs} s of CPU.`, "ok");
+  } else if (res.status === 401) {
     input.setAttribute("aria-invalid", "true");
-    say("stress-status", `Wrong stress token: the service refused it (${res.status}).`, "error");
+    say("stress-status", "Wrong stress token: the service refused it (401).", "error");
     input.focus();
+  } else if (res.status === 403) {
+    say("stress-status", "The CPU test is switched off on this service (no stress token is configured).", "error");
+  } else if (res.status === 429) {
+    say("stress-status", "That task is already running as many CPU tests as it allows; try again shortly.", "error");
   } else {
-    say("stress-status", failure(res, "CPU test not started"), "error");
+    say("stress-status", failure(res, "CPU test failed"), "error");
   }
   setBusy(button, false);
 }

@@ -116,6 +116,7 @@ describe("the visits page", { timeout: 300000 }, () => {
 
   it("sends 50 concurrent requests and shows how they spread across tasks", async () => {
     const start = await total();
+    assert.ok(await page.locator("#spread-bar").isHidden(), "no empty bar before the first run");
     await page.getByRole("button", { name: "Send 50 concurrent requests" }).click();
     await page.locator("#spread-status", { hasText: /50 of 50 served by \d+ tasks?/ }).waitFor();
     const rows = page.locator("#spread-list li");
@@ -145,6 +146,14 @@ describe("the visits page", { timeout: 300000 }, () => {
     await page.screenshot({ path: path.join(ARTIFACTS, "web-page-bad-token.png") });
   });
 
+  it("runs a short CPU test with the right token", async () => {
+    await page.getByLabel("Stress token").fill(STRESS_TOKEN);
+    await page.getByLabel("Duration (seconds)").fill("1");
+    await page.getByRole("button", { name: "Start CPU test" }).click();
+    await page.locator("#stress-status[data-kind=ok]", { hasText: /CPU test done: task \S+ burned [\d.]+ s/ }).waitFor();
+    assert.equal(await page.getByLabel("Stress token").getAttribute("aria-invalid"), null);
+  });
+
   it("fits a phone screen without sideways scrolling", async () => {
     await page.setViewportSize({ width: 375, height: 812 });
     await page.reload();
@@ -160,7 +169,9 @@ describe("the visits page", { timeout: 300000 }, () => {
     await page.reload();
     await page.locator("#health", { hasText: "Database unavailable" }).waitFor();
     await page.getByRole("button", { name: "Register a visit" }).click();
-    await page.locator("#visit-status[data-kind=error]", { hasText: "database unavailable" }).waitFor();
+    await page.locator("#visit-status[data-kind=error]", { hasText: "Visit not registered: database unavailable" }).waitFor();
+    await page.locator("#visits-load-status[data-kind=error]", { hasText: "database unavailable" }).waitFor();
+    await page.waitForFunction(() => !document.getElementById("register").disabled);
     await page.screenshot({ path: path.join(ARTIFACTS, "web-page-db-down.png") });
   });
 });
