@@ -13,15 +13,14 @@ pub struct CloudWatch {
     client: Client,
 }
 
-/// One episode metric: the metric name says what happened, the value how much.
+/// Episode metrics for one service: each name says what happened, the value how much.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EpisodeMetric<'a> {
+pub struct EpisodeMetrics<'a> {
     pub namespace: &'a str,
     pub cluster: &'a str,
     pub service: &'a str,
-    /// e.g. `ScaleOutTasks`, `ScaleInTasks`, `AsgScaleOut`, `EpisodeSkipped`.
-    pub name: &'a str,
-    pub value: f64,
+    /// e.g. `("ScaleOutTasks", 2.0)`, `("AsgScaleOut", 1.0)`, `("ScaleInTasks", 1.0)`.
+    pub values: Vec<(&'a str, f64)>,
 }
 
 impl CloudWatch {
@@ -40,29 +39,38 @@ impl CloudWatch {
         &self.client
     }
 
-    /// PutMetricData with the ClusterName/ServiceName dimensions the dashboard uses.
-    pub async fn put_episode_metric(&self, m: &EpisodeMetric<'_>) -> Result<(), AwsError> {
-        let datum = MetricDatum::builder()
-            .metric_name(m.name)
-            .value(m.value)
-            .unit(StandardUnit::Count)
-            .dimensions(
-                Dimension::builder()
-                    .name("ClusterName")
-                    .value(m.cluster)
-                    .build(),
-            )
-            .dimensions(
-                Dimension::builder()
-                    .name("ServiceName")
-                    .value(m.service)
-                    .build(),
-            )
-            .build();
+    /// One PutMetricData with the ClusterName/ServiceName dimensions the dashboard uses.
+    pub async fn put_episode_metrics(&self, m: &EpisodeMetrics<'_>) -> Result<(), AwsError> {
+        if m.values.is_empty() {
+            return Ok(());
+        }
+        let data = m
+            .values
+            .iter()
+            .map(|(name, value)| {
+                MetricDatum::builder()
+                    .metric_name(*name)
+                    .value(*value)
+                    .unit(StandardUnit::Count)
+                    .dimensions(
+                        Dimension::builder()
+                            .name("ClusterName")
+                            .value(m.cluster)
+                            .build(),
+                    )
+                    .dimensions(
+                        Dimension::builder()
+                            .name("ServiceName")
+                            .value(m.service)
+                            .build(),
+                    )
+                    .build()
+            })
+            .collect();
         self.client
             .put_metric_data()
             .namespace(m.namespace)
-            .metric_data(datum)
+            .set_metric_data(Some(data))
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("cloudwatch:PutMetricData", e))?;

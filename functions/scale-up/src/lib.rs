@@ -1,0 +1,419 @@
+//! Scale-up: a CloudWatch alarm goes to ALARM and, within milliseconds, the
+//! service has more tasks (and, in EC2 mode, more instances on the way).
+//!
+//! Hot path: parse (no call) → DescribeServices with tags (state and episode
+//! state in one round trip; the DB metric read beside it when configured) →
+//! decide (pure) → TagResource (record the intent: idempotency key, target,
+//! cooldown) → UpdateService. The cancel hook, EC2 capacity and the episode
+//! metric follow the scale-out, so they never delay it.
+
+mod capacity;
+mod dbcap;
+mod error;
+
+pub use error::ScaleUpError;
+
+use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
+use scaling::aws::autoscaling::AutoScaling;
+use scaling::aws::cloudwatch::{CloudWatch, EpisodeMetrics};
+use scaling::aws::ecs::{Ecs, ServiceInfo};
+use scaling::aws::timed;
+use scaling::config::Config;
+use scaling::episode::{self, EpisodeState};
+use scaling::error::AwsError;
+use scaling::policy::{self, AlarmInput, Decision, History, Limits, ServiceState};
+use scaling::report::{
+    Counts, DecisionSummary, FunctionKind, Outcome, Report, RollbackSummary, ServiceRef, Step,
+    TriggerSummary,
+};
+use scaling::trigger::{self, AlarmState};
+use serde_json::Value;
+use std::time::Instant;
+
+/// Everything the handler needs, built once in `main`.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub config: Config,
+    pub ecs: Ecs,
+    pub autoscaling: AutoScaling,
+    pub cloudwatch: CloudWatch,
+    /// For the report (the SDK config's region).
+    pub region: Option<String>,
+}
+
+impl Deps {
+    /// Builds every client from one SDK config.
+    pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+        Deps {
+            config,
+            ecs: Ecs::new(sdk),
+            autoscaling: AutoScaling::new(sdk),
+            cloudwatch: CloudWatch::new(sdk),
+            region: sdk.region().map(|r| r.to_string()),
+        }
+    }
+}
+
+/// Handles one event at the current time.
+pub async fn handle(event: Value, deps: &Deps) -> Result<Report, ScaleUpError> {
+    handle_at(event, deps, Utc::now()).await
+}
+
+/// Handles one event as if at `now` (tests drive cooldowns with it).
+pub async fn handle_at(
+    event: Value,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<Report, ScaleUpError> {
+    let clock = Instant::now();
+    let c = &deps.config;
+    // Invariant 7: a bad event is rejected before any AWS call.
+    let alarm = trigger::parse_alarm(&event)?;
+    alarm.check_ours(&c.cluster, &c.service)?;
+    let key = episode::alarm_key(&alarm.alarm_name, alarm.timestamp);
+    let mut ep = Episode {
+        deps,
+        clock,
+        started_at: now,
+        id: format!("out-{key}"),
+        trigger: alarm.summary(),
+        account: alarm.account.clone(),
+        steps: Vec::new(),
+        before: None,
+    };
+    if alarm.state != AlarmState::Alarm {
+        let skip = policy::Skip::NotAlarm(alarm.state);
+        return Ok(ep.report(skip_summary(&skip), None, Outcome::Skipped, skip.reason()));
+    }
+
+    let (service, cap) = read_state(&mut ep).await?;
+    let state = EpisodeState::from_tags(&service.tags);
+    let before = Counts {
+        desired: service.desired,
+        running: service.running,
+        pending: service.pending,
+        asg_desired: None,
+    };
+    ep.before = Some(before);
+    if state.paused {
+        let skip = policy::Skip::Paused;
+        return Ok(ep.report(
+            skip_summary(&skip),
+            Some(before),
+            Outcome::Skipped,
+            skip.reason(),
+        ));
+    }
+    if service.status != "ACTIVE" {
+        let reason = format!("service status is {}, not ACTIVE", service.status);
+        return Ok(ep.report(
+            skip_decision(&reason),
+            Some(before),
+            Outcome::Skipped,
+            reason,
+        ));
+    }
+
+    // Idempotency (invariant 3): this alarm change already acted. Finish it if
+    // the crash came between recording and UpdateService; else a duplicate.
+    let (target, decision, resumed) = match state.scale_out_done(&key) {
+        Some(done) if service.desired < done.target && done.target <= c.max_tasks => {
+            let d = DecisionSummary {
+                action: "resume".into(),
+                target: Some(done.target),
+                reason: format!(
+                    "this alarm change recorded a scale-out to {} that did not land: finishing it",
+                    done.target
+                ),
+            };
+            (done.target, d, true)
+        }
+        Some(done) => {
+            let reason = format!(
+                "duplicate delivery: this alarm change already scaled out to {}",
+                done.target
+            );
+            let cancelled = cancel_hook(&mut ep, &service, &state).await;
+            let mut report = ep.report(
+                skip_decision(&reason),
+                Some(before),
+                Outcome::Skipped,
+                reason,
+            );
+            note_cancel(&mut report, cancelled);
+            return Ok(report);
+        }
+        None => {
+            let decision = policy::decide_scale_out(
+                &ServiceState {
+                    desired: service.desired,
+                    running: service.running,
+                    pending: service.pending,
+                    deployment_in_progress: service.deployment_in_progress(),
+                },
+                &Limits::from_config(c),
+                &History::from_state(&state),
+                &AlarmInput::from_alarm(&alarm),
+                cap.as_ref(),
+                now,
+            );
+            match decision {
+                Decision::ScaleTo { target, .. } => (target, decision.summary(), false),
+                Decision::Skip(ref skip) => {
+                    let reason = skip.reason();
+                    return Ok(ep.report(
+                        decision.summary(),
+                        Some(before),
+                        Outcome::Skipped,
+                        reason,
+                    ));
+                }
+            }
+        }
+    };
+
+    if c.dry_run {
+        let reason = format!("dry run: would scale {} -> {target}", service.desired);
+        return Ok(ep.report(decision, Some(before), Outcome::Skipped, reason));
+    }
+
+    // Record the intent first: a crash after this is finished by the redelivery.
+    let intent = state.record_scale_out(&key, target, now);
+    let (res, step) = timed("record_intent", deps.ecs.tag(&service.arn, &intent)).await;
+    ep.steps.push(step);
+    if let Err(e) = res {
+        return Err(ep.fail(e, decision, Outcome::Failed, None));
+    }
+    let (res, step) = timed(
+        "update_service",
+        deps.ecs.update_desired(&c.cluster, &c.service, target),
+    )
+    .await;
+    ep.steps.push(step);
+    if let Err(e) = res {
+        let rollback = if resumed {
+            None
+        } else {
+            Some(undo_intent(&mut ep, &service).await)
+        };
+        let outcome = match &rollback {
+            Some(r) if r.operator_checks.is_empty() => Outcome::RolledBack,
+            _ => Outcome::Failed,
+        };
+        return Err(ep.fail(e, decision, outcome, rollback));
+    }
+
+    // After the scale-out: keep a draining task, add capacity, publish the metric.
+    let cancelled = cancel_hook(&mut ep, &service, &state).await;
+    let added = target - service.desired;
+    let asg = match &c.capacity_asg_name {
+        Some(asg) => capacity::ensure(&mut ep, asg, &service, added).await,
+        None => None,
+    };
+    let mut values = vec![("ScaleOutTasks", f64::from(added))];
+    if let Some(a) = &asg {
+        values.push(("AsgScaleOut", f64::from(a.after - a.before)));
+    }
+    let metrics = EpisodeMetrics {
+        namespace: &c.metrics_namespace,
+        cluster: &c.cluster,
+        service: &c.service,
+        values,
+    };
+    let (_, step) = timed(
+        "put_metric_data",
+        deps.cloudwatch.put_episode_metrics(&metrics),
+    )
+    .await;
+    ep.steps.push(step);
+
+    let after = Counts {
+        desired: target,
+        running: service.running,
+        pending: service.pending + added.max(0),
+        asg_desired: asg.as_ref().map(|a| a.after),
+    };
+    if let Some(before) = ep.before.as_mut() {
+        before.asg_desired = asg.as_ref().map(|a| a.before);
+    }
+    let mut reason = format!("scaled out {} -> {target}", service.desired);
+    if let Some(a) = &asg {
+        reason.push_str(&format!("; {}", a.note));
+    }
+    let mut report = ep.report(decision, Some(after), Outcome::Completed, reason);
+    note_cancel(&mut report, cancelled);
+    Ok(report)
+}
+
+/// The service (with its tags) and, when configured, the DB cap, in parallel.
+async fn read_state(
+    ep: &mut Episode<'_>,
+) -> Result<(ServiceInfo, Option<policy::Cap>), ScaleUpError> {
+    let deps = ep.deps;
+    let c = &deps.config;
+    let ((svc, svc_step), db) = tokio::join!(
+        timed(
+            "describe_service",
+            deps.ecs.describe_service(&c.cluster, &c.service)
+        ),
+        dbcap::read_connections(deps),
+    );
+    ep.steps.push(svc_step);
+    let service = match svc {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(ep.fail(
+                e,
+                skip_decision("could not read the service"),
+                Outcome::Failed,
+                None,
+            ));
+        }
+    };
+    let cap = c.db_cap.as_ref().map(|cap| {
+        let (connections, step) = db;
+        if let Some(step) = step {
+            ep.steps.push(step);
+        }
+        dbcap::cap(cap, service.desired, connections)
+    });
+    Ok((service, cap))
+}
+
+/// Invariant 2's hook: ask an active, cancellable scale-in episode to stop.
+/// A failure is recorded as a failed step; the scale-out itself stands.
+async fn cancel_hook(
+    ep: &mut Episode<'_>,
+    service: &ServiceInfo,
+    state: &EpisodeState,
+) -> Option<String> {
+    state.cancellable_episode()?;
+    let (res, step) = timed(
+        "request_cancel",
+        episode::request_cancel(&ep.deps.ecs, &service.arn, state),
+    )
+    .await;
+    ep.steps.push(step);
+    res.ok().flatten()
+}
+
+fn note_cancel(report: &mut Report, cancelled: Option<String>) {
+    if let Some(id) = cancelled {
+        report.outcome_reason.push_str(&format!(
+            "; asked scale-in episode {id} to cancel and keep its task"
+        ));
+    }
+}
+
+/// UpdateService failed after the intent was recorded: restore the tags, so the
+/// retried event decides afresh and no cooldown blocks it.
+async fn undo_intent(ep: &mut Episode<'_>, service: &ServiceInfo) -> RollbackSummary {
+    let mut restore = Vec::new();
+    let mut remove = Vec::new();
+    for key in [episode::LAST_SCALE_OUT, episode::SCALE_OUT_KEYS] {
+        match service.tags.get(key) {
+            Some(v) => restore.push((key.to_string(), v.clone())),
+            None => remove.push(key.to_string()),
+        }
+    }
+    let ecs = &ep.deps.ecs;
+    let ((r1, s1), (r2, s2)) = tokio::join!(
+        timed("rollback_tags", ecs.tag(&service.arn, &restore)),
+        timed("rollback_untag", ecs.untag(&service.arn, &remove)),
+    );
+    ep.steps.extend([s1, s2]);
+    let mut summary = RollbackSummary {
+        reason: "UpdateService failed after the intent was recorded".into(),
+        actions: Vec::new(),
+        operator_checks: Vec::new(),
+    };
+    match (r1, r2) {
+        (Ok(()), Ok(())) => summary
+            .actions
+            .push("restored autoscaler:last-scale-out and autoscaler:scale-out-keys".into()),
+        (a, b) => {
+            summary.operator_checks.push(format!(
+            "service tags autoscaler:last-scale-out / autoscaler:scale-out-keys may still record \
+             the failed scale-out ({})",
+            a.err().or(b.err()).map(|e| e.to_string()).unwrap_or_default()
+        ))
+        }
+    }
+    summary
+}
+
+fn skip_summary(skip: &policy::Skip) -> DecisionSummary {
+    Decision::Skip(skip.clone()).summary()
+}
+
+fn skip_decision(reason: &str) -> DecisionSummary {
+    DecisionSummary {
+        action: "skip".into(),
+        target: None,
+        reason: reason.to_string(),
+    }
+}
+
+/// One invocation's episode as it runs: the steps so far and what the report needs.
+pub(crate) struct Episode<'a> {
+    pub(crate) deps: &'a Deps,
+    clock: Instant,
+    started_at: DateTime<Utc>,
+    id: String,
+    trigger: TriggerSummary,
+    account: Option<String>,
+    pub(crate) steps: Vec<Step>,
+    before: Option<Counts>,
+}
+
+impl Episode<'_> {
+    fn report(
+        &mut self,
+        decision: DecisionSummary,
+        after: Option<Counts>,
+        outcome: Outcome,
+        reason: String,
+    ) -> Report {
+        let c = &self.deps.config;
+        Report {
+            function: FunctionKind::ScaleUp,
+            episode_id: self.id.clone(),
+            service: ServiceRef {
+                cluster: c.cluster.clone(),
+                service: c.service.clone(),
+            },
+            region: self.deps.region.clone(),
+            account: self.account.clone(),
+            trigger: self.trigger.clone(),
+            decision,
+            before: self.before,
+            after,
+            steps: std::mem::take(&mut self.steps),
+            drain: None,
+            rollback: None,
+            outcome,
+            outcome_reason: reason,
+            started_at: self.started_at,
+            duration_ms: self.clock.elapsed().as_millis() as u64,
+            dry_run: c.dry_run,
+        }
+    }
+
+    fn fail(
+        &mut self,
+        source: AwsError,
+        decision: DecisionSummary,
+        outcome: Outcome,
+        rollback: Option<RollbackSummary>,
+    ) -> ScaleUpError {
+        let reason = format!("{source}");
+        let before = self.before;
+        let mut report = self.report(decision, before, outcome, reason);
+        report.rollback = rollback;
+        ScaleUpError::Aws {
+            source,
+            report: Box::new(report),
+        }
+    }
+}
