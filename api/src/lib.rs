@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod emf;
 pub mod error;
+pub mod healthcheck;
 pub mod identity;
 pub mod metrics;
 pub mod middleware;

@@ -1,9 +1,21 @@
 //! Entry point: config, logs, build, serve until SIGTERM or SIGINT.
+//! `visits-api healthcheck` is the container's liveness probe instead.
 
-use visits_api::{telemetry, Application, Config};
+use visits_api::{healthcheck, telemetry, Application, Config};
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        std::process::exit(if healthcheck::alive(std::time::Duration::from_secs(3)) {
+            0
+        } else {
+            1
+        });
+    }
+    serve();
+}
 
 #[tokio::main]
-async fn main() {
+async fn serve() {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
