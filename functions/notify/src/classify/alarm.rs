@@ -1,0 +1,167 @@
+//! `CloudWatch Alarm State Change`.
+
+use super::fmt::{metric_value, short_alarm, when};
+use super::{Place, Verdict};
+use crate::event::alarm::AlarmChange;
+use crate::event::Envelope;
+use crate::links;
+use crate::notice::{AlarmKey, Notice, Section, Severity};
+use crate::settings::Settings;
+
+pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) -> Verdict {
+    // Same rule as the scaling functions: an alarm on another service is not ours.
+    if let Some(dims) = change.dimensions() {
+        for (key, ours) in [
+            ("ServiceName", &settings.service),
+            ("ClusterName", &settings.cluster),
+        ] {
+            if let Some(theirs) = dims.get(key).filter(|v| *v != ours) {
+                return Verdict::ignore(format!(
+                    "alarm {} watches {key}={theirs}, not {ours}",
+                    change.alarm_name
+                ));
+            }
+        }
+    }
+    let state = change.state.value.as_str();
+    let prev = change.previous_state.as_ref();
+    let from_creation = prev.is_none_or(|p| p.is_unchecked());
+    if from_creation && state != "ALARM" {
+        return Verdict::drop(format!(
+            "alarm {} left its creation state for {state}: a deploy artefact",
+            change.alarm_name
+        ));
+    }
+    let scaling = settings.scaling_alarms.contains(&change.alarm_name);
+    if scaling && state != "INSUFFICIENT_DATA" {
+        return Verdict::drop(format!(
+            "scaling alarm {} -> {state}: the episode report is the email",
+            change.alarm_name
+        ));
+    }
+
+    let service = &settings.service;
+    let name = &change.alarm_name;
+    let short = short_alarm(name, service);
+    let data = change.state.reason_data();
+    let metric_name = change
+        .configuration
+        .as_ref()
+        .and_then(|c| c.metrics.iter().find_map(|m| m.metric_stat.as_ref()))
+        .map(|s| s.metric.name.clone());
+    let unit = metric_name.as_deref();
+    let value = data
+        .as_ref()
+        .and_then(|d| d.recent_datapoints.last().copied());
+    let threshold = data.as_ref().and_then(|d| d.threshold);
+    let (severity, outcome, detail) = match state {
+        "ALARM" => (
+            Severity::Critical,
+            format!("ALARM {short}"),
+            match (value, threshold) {
+                (Some(v), Some(t)) => Some(format!(
+                    "{} vs threshold {}",
+                    metric_value(v, unit),
+                    metric_value(t, unit)
+                )),
+                (Some(v), None) => Some(metric_value(v, unit)),
+                _ => None,
+            },
+        ),
+        "OK" => (
+            Severity::Info,
+            format!("OK {short}: recovered"),
+            value.map(|v| metric_value(v, unit)),
+        ),
+        _ => (
+            Severity::Warning,
+            format!("no data: {short}"),
+            Some(if scaling {
+                "autoscaler cannot see this metric".to_string()
+            } else {
+                "alarm cannot evaluate".to_string()
+            }),
+        ),
+    };
+    let place = Place::of(envelope, settings);
+    let prev_value = prev.map(|p| p.value.as_str()).unwrap_or("(none)");
+    let summary = match state {
+        "ALARM" | "OK" => format!(
+            "The alarm {name} went from {prev_value} to {state} at {}.",
+            when(&change.state.timestamp)
+        ),
+        _ => format!(
+            "The alarm {name} went from {prev_value} to INSUFFICIENT_DATA at {}: its metric \
+             stopped arriving.{}",
+            when(&change.state.timestamp),
+            if scaling {
+                " It is a scaling alarm, so the autoscaler cannot react to this metric until \
+                 data returns."
+            } else {
+                ""
+            }
+        ),
+    };
+    let mut why = Vec::new();
+    if let Some(d) = change
+        .configuration
+        .as_ref()
+        .and_then(|c| c.description.as_deref())
+        .filter(|d| !d.is_empty())
+    {
+        why.push(format!("alarm: {d}"));
+    }
+    if let Some(m) = change.metric_label() {
+        why.push(format!("metric: {m}"));
+    }
+    match (value, threshold) {
+        (Some(v), Some(t)) => why.push(format!(
+            "value: {} against threshold {}",
+            metric_value(v, unit),
+            metric_value(t, unit)
+        )),
+        (None, Some(t)) => why.push(format!("threshold: {}", metric_value(t, unit))),
+        _ => {}
+    }
+    if !change.state.reason.is_empty() {
+        why.push(format!("reason: {}", change.state.reason));
+    }
+    let checks = match state {
+        "ALARM" => vec![
+            "- the service's recent events and task health (Service link)".to_string(),
+            "- the alarm's graph and history (Alarm link)".to_string(),
+        ],
+        "OK" => vec![],
+        _ => vec![
+            "- that tasks are running and emitting metrics (EMF lines in the task logs)"
+                .to_string(),
+            "- the alarm's metric name, namespace and dimensions".to_string(),
+        ],
+    };
+    let mut sections = vec![Section::new("Why", why)];
+    if !checks.is_empty() {
+        sections.push(Section::new("What to check", checks));
+    }
+    Verdict::Notify(Box::new(Notice {
+        severity,
+        kind: "alarm",
+        service: service.clone(),
+        outcome,
+        detail,
+        summary,
+        sections,
+        links: vec![
+            ("Alarm", links::alarm(&place.region, name)),
+            (
+                "Service",
+                links::service(&place.region, &settings.cluster, service),
+            ),
+        ],
+        footer: place.footer(),
+        dedup_key: envelope.id.clone(),
+        alarm: Some(AlarmKey {
+            name: name.clone(),
+            state_time: change.state.timestamp,
+        }),
+    }))
+}
