@@ -2,12 +2,14 @@
 //! wait STOPPED, release, report, with every step written ahead into the
 //! service's tags so that any later invocation completes or rolls it back.
 
-use crate::marker::{self, Marker, Phase};
+use crate::marker::{self, rank, Marker, Phase};
 use crate::port::{Port, PortError, ServiceView, Target, TargetState, TaskView};
 use crate::settings::Settings;
 use crate::trigger::Trigger;
 use crate::victim::{self, Candidate};
 use chrono::Utc;
+use scaling::episode::{self as ep_state, EpisodeState};
+use scaling::policy::{self, Decision};
 use scaling::report::{
     Counts, DecisionSummary, DrainSummary, FunctionKind, Outcome, Report, RollbackSummary,
     ServiceRef, Step,
@@ -61,13 +63,9 @@ pub async fn run<P: Port>(
     let mut report = empty_report(s, trigger);
     let svc = port.service().await.map_err(NotStarted)?;
     report.before = Some(counts(&svc));
-
-    if svc.tags.get(marker::PAUSED_TAG).map(String::as_str) == Some("true") {
-        return Ok(skip(
-            report,
-            started,
-            "service is paused (autoscaler:paused=true)",
-        ));
+    let state = EpisodeState::from_tags(&svc.tags);
+    if state.paused {
+        return Ok(skip(report, started, &policy::Skip::Paused.reason()));
     }
     if let Some(found) = marker::Marker::from_tags(&svc.tags) {
         let deadline = deadline - s.deadline_reserve;
@@ -84,17 +82,18 @@ pub async fn run<P: Port>(
             let why = format!("alarm state is {state}: nothing to scale in");
             return Ok(skip(report, started, &why));
         }
-        Trigger::Alarm {
-            name,
-            state_timestamp,
-            ..
-        } => (name, marker::idempotency_key(name, state_timestamp)),
+        Trigger::Alarm { name, summary, .. } => {
+            let scaling::report::TriggerSummary::Alarm { timestamp, .. } = summary else {
+                unreachable!("an alarm trigger carries an alarm summary")
+            };
+            (name, ep_state::alarm_key(name, *timestamp))
+        }
     };
-    if svc.tags.get(marker::SCALE_IN_KEY_TAG) == Some(&key) {
+    if state.scale_in_done(&key).is_some() {
         let why = format!("duplicate delivery of {alarm}: already acted on");
         return Ok(skip(report, started, &why));
     }
-    if let Some(why) = skip_reason(&svc, s, port.now_unix()) {
+    if let Some(why) = skip_reason(&svc, &state, s, port.now_unix()) {
         return Ok(skip(report, started, &why));
     }
     let tasks = port.tasks().await.map_err(NotStarted)?;
@@ -152,12 +151,9 @@ pub async fn run<P: Port>(
     }
     // Write-ahead: the marker (and the idempotency key) before the first change.
     let t0 = Instant::now();
-    let write = port
-        .put_tags(&[
-            (marker::EPISODE_TAG.into(), marker.encode()),
-            (marker::SCALE_IN_KEY_TAG.into(), key),
-        ])
-        .await;
+    let mut tags = marker.to_tags();
+    tags.extend(state.record_scale_in(&key, svc.desired - 1));
+    let write = port.put_tags(&tags).await;
     report.steps.push(step("write_marker", t0, &write));
     write.map_err(NotStarted)?;
     let mut ep = Episode::new(port, s, marker, deadline - s.deadline_reserve);
@@ -167,36 +163,47 @@ pub async fn run<P: Port>(
     Ok(ep.finish(end, report, started).await)
 }
 
-/// The skip rules of the issue, other than "paused" and "another episode".
-pub fn skip_reason(svc: &ServiceView, s: &Settings, now: i64) -> Option<String> {
-    if svc.desired <= s.min_tasks {
-        return Some(format!(
-            "desired {} is at the minimum {}",
-            svc.desired, s.min_tasks
-        ));
-    }
-    if let Some(last) = svc
-        .tags
-        .get(marker::LAST_SCALE_IN_TAG)
-        .and_then(|v| v.parse::<i64>().ok())
-    {
-        let cooldown = s.scale_in_cooldown.as_secs() as i64;
-        if now < last + cooldown {
-            return Some(format!(
-                "in scale-in cooldown for {} more s",
-                last + cooldown - now
-            ));
-        }
-    }
+/// The issue's skip rules (desired at min, cooldown, deployment in progress),
+/// decided by the shared policy; "paused" and "another episode" are handled
+/// before this (a marker means resume, not skip).
+pub fn skip_reason(
+    svc: &ServiceView,
+    state: &EpisodeState,
+    s: &Settings,
+    now: i64,
+) -> Option<String> {
     let rolling = svc.deployments.len() > 1
         || svc
             .deployments
             .iter()
             .any(|d| d.rollout_state.as_deref().is_some_and(|r| r != "COMPLETED"));
-    if rolling {
-        return Some("a deployment is in progress".into());
+    let service = policy::ServiceState {
+        desired: svc.desired,
+        running: svc.running,
+        pending: svc.pending,
+        deployment_in_progress: rolling,
+    };
+    let limits = policy::Limits {
+        min: s.min_tasks,
+        max: s.max_tasks,
+        step: 1,
+        mode: scaling::config::ScaleOutMode::Fixed,
+        max_step: 1,
+        out_cooldown: s.scale_in_cooldown,
+        in_cooldown: s.scale_in_cooldown,
+    };
+    let history = policy::History::from_state(state);
+    let alarm = policy::AlarmInput::default();
+    let now = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+    match policy::decide_scale_in(&service, &limits, &history, &alarm, now) {
+        Decision::Skip(skip) => Some(skip.reason()),
+        Decision::ScaleTo { .. } => None,
     }
-    None
+}
+
+/// The service's tags, best effort (an unreadable marker's cleanup).
+async fn port_tags<P: Port>(port: &P) -> std::collections::BTreeMap<String, String> {
+    port.service().await.map(|s| s.tags).unwrap_or_default()
 }
 
 async fn resume<P: Port>(
@@ -243,7 +250,7 @@ async fn unreadable_marker<P: Port>(
     };
     let released = release_all(port).await;
     let removed = port
-        .remove_tags(&[marker::EPISODE_TAG.into(), marker::CANCEL_TAG.into()])
+        .remove_tags(&ep_state::episode_end_keys(&port_tags(port).await))
         .await;
     report.decision.action = "rollback".into();
     report.outcome = match (&released, &removed) {
@@ -292,7 +299,7 @@ impl<'a, P: Port> Episode<'a, P> {
     /// Writes the marker at `phase` (write-ahead of that phase's side effects).
     async fn enter(&mut self, phase: Phase) -> Result<(), PortError> {
         self.marker.phase = phase;
-        let tags = [(marker::EPISODE_TAG.to_string(), self.marker.encode())];
+        let tags = self.marker.to_tags();
         let port = self.port;
         self.timed(&format!("enter_{phase}"), port.put_tags(&tags))
             .await
@@ -337,7 +344,7 @@ impl<'a, P: Port> Episode<'a, P> {
         if self.marker.phase.is_cancellable() {
             self.check_cancel().await?;
         }
-        if self.marker.phase < Phase::Lowering {
+        if rank(self.marker.phase) < rank(Phase::Lowering) {
             let victim = self.victim().await?;
             // Also refreshes the bounded expiry of an interrupted episode's protections.
             self.protect_others(&victim).await?;
@@ -364,7 +371,7 @@ impl<'a, P: Port> Episode<'a, P> {
         if self.marker.phase == Phase::Lowering {
             self.lower().await?;
         }
-        if self.marker.phase == Phase::Stopping {
+        if self.marker.phase == Phase::Verifying {
             self.wait_stopped().await?;
             self.enter(Phase::Releasing)
                 .await
@@ -509,7 +516,7 @@ impl<'a, P: Port> Episode<'a, P> {
         }
         self.marker.lowered_at = port.now_unix();
         // Desired is lowered: from here the episode can only go forward.
-        self.enter(Phase::Stopping)
+        self.enter(Phase::Verifying)
             .await
             .map_err(|e| Stop::Leave(e.to_string()))
     }
@@ -593,20 +600,19 @@ impl<'a, P: Port> Episode<'a, P> {
     async fn clear_marker(&mut self, completed: bool) -> Result<(), String> {
         let port = self.port;
         if completed {
-            let now = port.now_unix().to_string();
+            let now = port.now_unix();
             self.timed(
                 "start_cooldown",
-                port.put_tags(&[(marker::LAST_SCALE_IN_TAG.into(), now)]),
+                port.put_tags(&EpisodeState::record_scale_in_done(
+                    chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+                )),
             )
             .await
             .map_err(|e| e.to_string())?;
         }
-        self.timed(
-            "clear_marker",
-            port.remove_tags(&[marker::EPISODE_TAG.into(), marker::CANCEL_TAG.into()]),
-        )
-        .await
-        .map_err(|e| e.to_string())
+        self.timed("clear_marker", port.remove_tags(&Marker::end_keys()))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Turns how `forward` ended into the report.

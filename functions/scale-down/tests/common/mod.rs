@@ -5,9 +5,9 @@
 //! a stopped task leaves its target group, raising desired starts tasks.
 #![allow(dead_code)]
 
-use scale_down::marker::{self, Marker};
 use scale_down::port::*;
 use scale_down::Settings;
+use scaling::episode::{self, EpisodeState};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -113,8 +113,8 @@ impl World {
     pub fn check_settled(&self) -> Result<(), String> {
         self.with(|s| {
             let mut errs = s.violations.clone();
-            if s.tags.contains_key(marker::EPISODE_TAG) {
-                errs.push(format!("marker left: {}", s.tags[marker::EPISODE_TAG]));
+            if s.tags.contains_key(episode::EPISODE) {
+                errs.push(format!("marker left: {}", s.tags[episode::EPISODE]));
             }
             for t in s.tasks.iter().filter(|t| t.running) {
                 if t.protected {
@@ -209,15 +209,17 @@ impl State {
     /// The scale-up function's part in the interleavings: cancel a cancellable
     /// scale-in episode (keeping the task), otherwise add one task up to max.
     pub fn scale_up(&mut self) {
-        if let Some(Ok(m)) = Marker::from_tags(&self.tags) {
-            if m.phase.is_cancellable() {
-                self.tags.insert(marker::CANCEL_TAG.into(), m.episode_id);
-            }
-            return;
+        // As scale-up does: raise desired, then ask a cancellable episode to stop.
+        let state = EpisodeState::from_tags(&self.tags);
+        if state.scale_in_active() && state.cancellable_episode().is_none() {
+            return; // desired is being lowered right now: scale-up skips.
         }
         if self.desired < self.max {
             self.desired += 1;
             self.reconcile();
+        }
+        if let Some(ep) = state.cancellable_episode() {
+            self.tags.insert(episode::CANCEL.into(), ep.id.clone());
         }
     }
 
