@@ -1,0 +1,277 @@
+//! Scale-up against the AWS emulator (moto server), through the real SDK
+//! clients over HTTP. Tests share one emulator and use their own cluster each.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use scale_up::{handle_at, Deps};
+use scaling::report::Outcome;
+use serde_json::Value;
+use test_support::moto;
+
+struct Stack {
+    ecs: aws_sdk_ecs::Client,
+    asg: aws_sdk_autoscaling::Client,
+    deps: Deps,
+    cluster: String,
+}
+
+/// A cluster `cluster` with service `visits-api` at `desired` tasks.
+async fn stack(cluster: &str, desired: i32, extra: &[(&str, &str)]) -> Stack {
+    let conf = moto::shared().sdk_config().await;
+    let ecs = aws_sdk_ecs::Client::new(&conf);
+    let asg = aws_sdk_autoscaling::Client::new(&conf);
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    ecs.create_cluster()
+        .cluster_name(cluster)
+        .send()
+        .await
+        .unwrap();
+    let td = ecs
+        .register_task_definition()
+        .family(format!("{cluster}-api"))
+        .cpu("512")
+        .memory("1024")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("api")
+                .image("visits-api:latest")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let td_arn = td
+        .task_definition()
+        .unwrap()
+        .task_definition_arn()
+        .unwrap()
+        .to_string();
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name("visits-api")
+        .task_definition(td_arn)
+        .desired_count(desired)
+        .send()
+        .await
+        .unwrap();
+    let mut vars = vec![("CLUSTER_NAME", cluster)];
+    vars.extend_from_slice(extra);
+    let deps = common::deps(common::config(&vars), ecs.clone(), asg.clone(), cw);
+    Stack {
+        ecs,
+        asg,
+        deps,
+        cluster: cluster.to_string(),
+    }
+}
+
+impl Stack {
+    /// The sample CPU-high ALARM event, for this stack's cluster, entering ALARM at `at`.
+    fn alarm(&self, at: DateTime<Utc>) -> Value {
+        let mut ev = common::event("scale-up-cpu-high-alarm");
+        let data = &mut ev["alarmData"];
+        data["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["ClusterName"] =
+            Value::String(self.cluster.clone());
+        data["state"]["timestamp"] =
+            Value::String(at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string());
+        ev
+    }
+
+    async fn desired(&self) -> i32 {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(&self.cluster)
+            .services("visits-api")
+            .send()
+            .await
+            .unwrap();
+        out.services()[0].desired_count()
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    // Whole milliseconds: the alarm timestamp round-trips through the event text.
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
+}
+
+#[tokio::test]
+async fn one_task_becomes_two() {
+    let s = stack("up-one-to-two", 1, &[]).await;
+    let now = t0();
+    let report = handle_at(s.alarm(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    assert_eq!(
+        (
+            report.before.unwrap().desired,
+            report.after.unwrap().desired
+        ),
+        (1, 2)
+    );
+    assert_eq!(s.desired().await, 2);
+    // The episode state landed in the service's tags.
+    let tags = s
+        .deps
+        .ecs
+        .describe_service(&s.cluster, "visits-api")
+        .await
+        .unwrap()
+        .tags;
+    assert_eq!(
+        tags["autoscaler:last-scale-out"],
+        now.timestamp().to_string()
+    );
+    assert!(
+        tags["autoscaler:scale-out-keys"].ends_with("-2"),
+        "{tags:?}"
+    );
+}
+
+#[tokio::test]
+async fn cooldown_blocks_a_second_action() {
+    let s = stack("up-cooldown", 1, &[("SCALE_OUT_COOLDOWN_S", "60")]).await;
+    let now = t0();
+    handle_at(s.alarm(now), &s.deps, now).await.unwrap();
+    // A new alarm change 10 s later: inside the cooldown.
+    let later = now + Duration::seconds(10);
+    let report = handle_at(s.alarm(later), &s.deps, later).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped);
+    assert!(
+        report.outcome_reason.contains("cooldown"),
+        "{}",
+        report.outcome_reason
+    );
+    assert_eq!(s.desired().await, 2);
+    // After the cooldown the next change acts.
+    let after = now + Duration::seconds(61);
+    let report = handle_at(s.alarm(after), &s.deps, after).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed);
+    assert_eq!(s.desired().await, 3);
+}
+
+#[tokio::test]
+async fn the_same_event_twice_acts_once() {
+    let s = stack("up-duplicate", 1, &[("SCALE_OUT_COOLDOWN_S", "0")]).await;
+    let now = t0();
+    let ev = s.alarm(now);
+    let first = handle_at(ev.clone(), &s.deps, now).await.unwrap();
+    assert_eq!(first.outcome, Outcome::Completed);
+    // Redelivered a minute later (no cooldown configured: only the key stops it).
+    let again = handle_at(ev, &s.deps, now + Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Skipped);
+    assert!(
+        again.outcome_reason.contains("duplicate"),
+        "{}",
+        again.outcome_reason
+    );
+    assert_eq!(
+        again.episode_id, first.episode_id,
+        "one episode per alarm change"
+    );
+    assert_eq!(s.desired().await, 2);
+}
+
+#[tokio::test]
+async fn an_interrupted_scale_out_is_finished_by_the_redelivery() {
+    let s = stack("up-resume", 1, &[]).await;
+    let now = t0();
+    let ev = s.alarm(now);
+    // The intent was recorded, then the function died before UpdateService.
+    let arn = s
+        .deps
+        .ecs
+        .describe_service(&s.cluster, "visits-api")
+        .await
+        .unwrap()
+        .arn;
+    let key = scaling::episode::alarm_key("visits-api-cpu-high", now);
+    let state = scaling::episode::EpisodeState::default();
+    s.deps
+        .ecs
+        .tag(&arn, &state.record_scale_out(&key, 2, now))
+        .await
+        .unwrap();
+    let report = handle_at(ev, &s.deps, now + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(report.decision.action, "resume", "{report:#?}");
+    assert_eq!(report.outcome, Outcome::Completed);
+    assert_eq!(s.desired().await, 2);
+}
+
+#[tokio::test]
+async fn the_max_is_respected() {
+    let s = stack(
+        "up-max",
+        1,
+        &[
+            ("MAX_TASKS", "2"),
+            ("SCALE_OUT_STEP", "5"),
+            ("SCALE_OUT_COOLDOWN_S", "0"),
+        ],
+    )
+    .await;
+    let now = t0();
+    let report = handle_at(s.alarm(now), &s.deps, now).await.unwrap();
+    assert_eq!(
+        report.after.unwrap().desired,
+        2,
+        "step of 5 capped at max 2"
+    );
+    let later = now + Duration::seconds(1);
+    let report = handle_at(s.alarm(later), &s.deps, later).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped);
+    assert!(
+        report.outcome_reason.contains("maximum of 2"),
+        "{}",
+        report.outcome_reason
+    );
+    assert_eq!(s.desired().await, 2);
+}
+
+#[tokio::test]
+async fn ec2_mode_raises_the_asg() {
+    let s = stack("up-ec2", 1, &[("CAPACITY_ASG_NAME", "up-ec2-capacity")]).await;
+    s.asg
+        .create_launch_configuration()
+        .launch_configuration_name("up-ec2-lc")
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    s.asg
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("up-ec2-capacity")
+        .launch_configuration_name("up-ec2-lc")
+        .min_size(0)
+        .max_size(3)
+        .desired_capacity(1)
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .unwrap();
+    let now = t0();
+    // The cluster has no container instance with room: the new task can't be placed.
+    let report = handle_at(s.alarm(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    assert_eq!(report.before.unwrap().asg_desired, Some(1));
+    assert_eq!(report.after.unwrap().asg_desired, Some(2));
+    assert!(
+        report.outcome_reason.contains("raised 1 -> 2"),
+        "{}",
+        report.outcome_reason
+    );
+    let groups = s
+        .asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("up-ec2-capacity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.auto_scaling_groups()[0].desired_capacity(), Some(2));
+    assert_eq!(s.desired().await, 2);
+}
