@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""moto server, extended with the APIs the autoscaler needs end to end.
+
+moto 5.2 answers HTTP 500 for ECS UpdateTaskProtection / GetTaskProtection and
+Auto Scaling CompleteLifecycleAction / RecordLifecycleActionHeartbeat. The
+functions call them for real on the local stack, so this launcher adds them to
+moto's response classes (which dispatch by snake_case action name) before the
+server starts. The extension keeps its state beside moto's and clears it on
+`POST /moto-api/reset`, like everything else.
+
+Extra endpoints for the harness (under /moto-ext/, JSON):
+  GET  /moto-ext/lifecycle-actions      every CompleteLifecycleAction and
+                                        RecordLifecycleActionHeartbeat call
+  GET  /moto-ext/default-network       {"vpcId", "subnets", "securityGroups"}
+                                        of the default VPC (run_task needs them)
+  POST /moto-ext/task-status            {"task": ARN, "lastStatus": ..,
+                                        "desiredStatus": ..} moves a task the
+                                        way the ECS agent would
+
+Usage: moto_ext.py [--host 127.0.0.1] [--port 5000]
+"""
+
+import argparse
+import datetime
+import json
+import signal
+import sys
+
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import ActionResult, EmptyResult
+from moto.ecs.models import ecs_backends
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+from werkzeug.wrappers import Request, Response
+
+DEFAULT_PROTECTION_MINUTES = 120
+MAX_PROTECTION_MINUTES = 2880
+
+
+# The extension's state, per (account, region); cleared on /moto-api/reset.
+_PROTECTION = {}
+_LIFECYCLE_CALLS = {}
+
+
+def _protection_store(backend):
+    """Per-backend protection map: task ARN -> (enabled, expiration datetime)."""
+    return _PROTECTION.setdefault((backend.account_id, backend.region_name), {})
+
+
+def _find_task(backend, cluster, ident):
+    """The task named by ARN or ID in the cluster, or None (like ECS, both forms are accepted)."""
+    cluster_name = cluster.split("/")[-1]
+    for task_arn, task in backend.tasks.get(cluster_name, {}).items():
+        if ident == task_arn or ident == task_arn.split("/")[-1]:
+            return task
+    return None
+
+
+def _protected_task(arn, entry):
+    enabled, expires = entry
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if enabled and expires is not None and expires <= now:
+        enabled, expires = False, None
+    out = {"taskArn": arn, "protectionEnabled": enabled}
+    if enabled:
+        out["expirationDate"] = expires
+    return out
+
+
+def update_task_protection(self):
+    cluster = self._get_param("cluster", "default")
+    tasks = self._get_param("tasks", [])
+    enabled = bool(self._get_param("protectionEnabled"))
+    minutes = self._get_param("expiresInMinutes") or DEFAULT_PROTECTION_MINUTES
+    store = _protection_store(self.ecs_backend)
+    protected, failures = [], []
+    if len(tasks) > 10:
+        failures = [{"arn": t, "reason": "TASK_NOT_VALID", "detail": "at most 10 tasks"} for t in tasks]
+        return ActionResult({"protectedTasks": [], "failures": failures})
+    for ident in tasks:
+        task = _find_task(self.ecs_backend, cluster, ident)
+        if task is None or task.last_status == "STOPPED":
+            failures.append({"arn": ident, "reason": "TASK_NOT_VALID", "detail": "The task was not found or is stopped"})
+            continue
+        expires = None
+        if enabled:
+            minutes = max(1, min(int(minutes), MAX_PROTECTION_MINUTES))
+            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
+        store[task.task_arn] = (enabled, expires)
+        protected.append(_protected_task(task.task_arn, store[task.task_arn]))
+    return ActionResult({"protectedTasks": protected, "failures": failures})
+
+
+def get_task_protection(self):
+    cluster = self._get_param("cluster", "default")
+    tasks = self._get_param("tasks") or []
+    store = _protection_store(self.ecs_backend)
+    if not tasks:
+        cluster_name = cluster.split("/")[-1]
+        tasks = list(self.ecs_backend.tasks.get(cluster_name, {}).keys())
+    protected, failures = [], []
+    for ident in tasks:
+        task = _find_task(self.ecs_backend, cluster, ident)
+        if task is None:
+            failures.append({"arn": ident, "reason": "TASK_NOT_VALID", "detail": "The task was not found"})
+            continue
+        protected.append(_protected_task(task.task_arn, store.get(task.task_arn, (False, None))))
+    return ActionResult({"protectedTasks": protected, "failures": failures})
+
+
+def _lifecycle_calls(backend):
+    return _LIFECYCLE_CALLS.setdefault((backend.account_id, backend.region_name), [])
+
+
+def _record_lifecycle(self, action):
+    params = {
+        key: self._get_param(key)
+        for key in (
+            "LifecycleHookName",
+            "AutoScalingGroupName",
+            "LifecycleActionToken",
+            "LifecycleActionResult",
+            "InstanceId",
+        )
+    }
+    group = params["AutoScalingGroupName"]
+    if group not in self.autoscaling_backend.autoscaling_groups:
+        return 400, {"status": 400}, _xml_error("ValidationError", f"No Auto Scaling group named {group}")
+    params["Action"] = action
+    params["Time"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    _lifecycle_calls(self.autoscaling_backend).append(params)
+    return EmptyResult()
+
+
+def _xml_error(code, message):
+    return (
+        '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>moto-ext</RequestId></ErrorResponse>"
+    )
+
+
+def complete_lifecycle_action(self):
+    return _record_lifecycle(self, "CompleteLifecycleAction")
+
+
+def record_lifecycle_action_heartbeat(self):
+    return _record_lifecycle(self, "RecordLifecycleActionHeartbeat")
+
+
+EC2ContainerServiceResponse.update_task_protection = update_task_protection
+EC2ContainerServiceResponse.get_task_protection = get_task_protection
+AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
+AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+
+
+def _all_backends(backend_dict):
+    for account in list(backend_dict.keys()):
+        for region in list(backend_dict[account].keys()):
+            yield backend_dict[account][region]
+
+
+def _ext_app(inner):
+    """WSGI middleware: /moto-ext/* here, everything else to moto."""
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/moto-api/reset":
+            _PROTECTION.clear()
+            _LIFECYCLE_CALLS.clear()
+        if not path.startswith("/moto-ext/"):
+            return inner(environ, start_response)
+        request = Request(environ)
+        if path == "/moto-ext/lifecycle-actions" and request.method == "GET":
+            calls = [call for calls in _LIFECYCLE_CALLS.values() for call in calls]
+            body, status = {"calls": calls}, 200
+        elif path == "/moto-ext/default-network" and request.method == "GET":
+            body, status = _default_network(request.args.get("region", "us-east-1")), 200
+        elif path == "/moto-ext/task-status" and request.method == "POST":
+            body, status = _set_task_status(json.loads(request.get_data() or b"{}"))
+        else:
+            body, status = {"error": f"no such endpoint {request.method} {path}"}, 404
+        return Response(json.dumps(body), status=status, content_type="application/json")(environ, start_response)
+
+    return app
+
+
+def _default_network(region):
+    """Subnets and security group of the default VPC (created on first use),
+    which is where run_task in awsvpc mode works in moto."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends[DEFAULT_ACCOUNT_ID][region]
+    vpc = next(v for v in ec2.vpcs.values() if v.is_default)
+    subnets = sorted(s.id for s in ec2.describe_subnets() if s.vpc_id == vpc.id)
+    groups = [g.id for g in ec2.describe_security_groups() if g.vpc_id == vpc.id and g.name == "default"]
+    return {"vpcId": vpc.id, "subnets": subnets, "securityGroups": groups}
+
+
+def _set_task_status(req):
+    arn = req.get("task", "")
+    for backend in _all_backends(ecs_backends):
+        for tasks in backend.tasks.values():
+            task = tasks.get(arn)
+            if task is None:
+                continue
+            if req.get("lastStatus"):
+                task.last_status = req["lastStatus"]
+            if req.get("desiredStatus"):
+                task.desired_status = req["desiredStatus"]
+            if req.get("stoppedReason"):
+                task.stopped_reason = req["stoppedReason"]
+            return {"taskArn": arn, "lastStatus": task.last_status, "desiredStatus": task.desired_status}, 200
+    return {"error": f"no task {arn}"}, 404
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(args.host, args.port, _ext_app(app), threaded=True)
+
+
+if __name__ == "__main__":
+    main()
