@@ -1,0 +1,65 @@
+//! `POST /api/stress`: auth, validation, the concurrency bound, and a free runtime meanwhile.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{
+    assert_json_error, spawn_app, spawn_app_with, start_slow_request, STRESS_TOKEN,
+};
+
+#[tokio::test]
+async fn stress_is_disabled_without_a_token() {
+    let app = spawn_app_with(&[("STRESS_TOKEN", "")]).await;
+    let resp = app.stress(r#"{"duration_s":1}"#, Some("x")).await;
+    assert_json_error(resp, StatusCode::FORBIDDEN, "disabled").await;
+}
+
+#[tokio::test]
+async fn stress_checks_token_and_input() {
+    let app = spawn_app().await;
+    assert_json_error(
+        app.stress(r#"{"duration_s":1}"#, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert_json_error(
+        app.stress(r#"{"duration_s":1}"#, Some("no")).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    for body in [
+        "",
+        "{",
+        r#"{"duration_s":0}"#,
+        r#"{"duration_s":61}"#,
+        r#"{"duration_s":-1}"#,
+        r#"{"duration_s":"5"}"#,
+    ] {
+        assert_json_error(
+            app.stress(body, Some(STRESS_TOKEN)).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_burns_off_the_runtime_and_is_bounded() {
+    let app = spawn_app_with(&[("STRESS_MAX_CONCURRENT", "1")]).await;
+    let burn = start_slow_request(&app.client, &app.base, 3).await;
+    // The slot is taken: a second burn is refused, and other requests are still served.
+    assert_json_error(
+        app.stress(r#"{"duration_s":1}"#, Some(STRESS_TOKEN)).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "busy",
+    )
+    .await;
+    assert_eq!(app.health().await.status(), StatusCode::OK);
+    let done = burn.await.unwrap().unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let body: Value = done.json().await.unwrap();
+    assert!(body["burned_s"].as_f64().unwrap() >= 2.9, "{body}");
+}
