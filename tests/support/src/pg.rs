@@ -184,13 +184,8 @@ impl Local {
         self.root.join("data")
     }
 
-    fn as_user(&self, cmd: &mut Command) {
-        use std::os::unix::process::CommandExt;
-        if let Some((uid, gid)) = self.user {
-            cmd.uid(uid).gid(gid);
-        }
-    }
-
+    /// Runs initdb under the guard too, so a test binary killed mid-initdb
+    /// leaves no directory behind.
     fn initdb(&self) -> anyhow::Result<()> {
         let mut cmd = Command::new(self.bin.join("initdb"));
         cmd.arg("-D")
@@ -205,16 +200,31 @@ impl Local {
                 "--no-sync",
             ])
             .current_dir(&self.root);
-        self.as_user(&mut cmd);
-        let out = cmd.output().context("run initdb")?;
-        if !out.status.success() {
-            bail!(
-                "initdb failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        let log_path = self.root.join("initdb.log");
+        let log = std::fs::File::create(&log_path)?;
+        let opts = GuardOpts {
+            stop_signal: "TERM",
+            grace_s: 5,
+            cleanup_dir: Some(self.root.clone()),
+            user: self.user,
+        };
+        let mut process = Guarded::spawn(
+            "initdb",
+            &cmd,
+            opts,
+            Stdio::from(log.try_clone()?),
+            Stdio::from(log),
+        )?;
+        let status = process.wait_timeout(Duration::from_secs(180));
+        // Done (or hung): stop the guard without letting it remove the dir.
+        process.stop_keep_files(Signal::SIGTERM);
+        match status {
+            Some(s) if s.success() => Ok(()),
+            other => bail!(
+                "initdb failed ({other:?}): {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            ),
         }
-        Ok(())
     }
 
     fn launch(&self) -> anyhow::Result<()> {
