@@ -36,7 +36,7 @@ psql_c() { psql -q -X -h 127.0.0.1 -p "$PG_PORT" -U postgres -d visits -v ON_ERR
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://$HOST:$PORT"
 
-# Starts the API; prints milliseconds from exec to the first 200 from /health.
+# Starts the API; sets API_PID and READY_MS (exec to the first 200 from /health).
 start_api() {
   local t0 t1
   t0=$(date +%s%N)
@@ -47,7 +47,7 @@ start_api() {
     sleep 0.002
   done
   t1=$(date +%s%N)
-  echo $(( (t1 - t0) / 1000000 ))
+  READY_MS=$(( (t1 - t0) / 1000000 ))
 }
 
 stop_api() { kill -TERM "$API_PID"; wait "$API_PID" 2>/dev/null || true; API_PID=; }
@@ -71,8 +71,8 @@ run_pgbench() {
 rss_peak_mb() { awk '/VmHWM/ { printf "%.1f\n", $2 / 1024 }' "/proc/$API_PID/status"; }
 
 echo "starting (first start runs the migrations)..." >&2
-READY_FIRST=$(start_api); stop_api
-READY=$(start_api)
+start_api; READY_FIRST=$READY_MS; stop_api
+start_api; READY=$READY_MS
 
 echo "POST /api/visit, $CONNS connections, ${SECS}s..." >&2
 read -r POST_RPS POST_P99 POST_BAD < <(run_wrk -s api/bench/post.lua "$URL/api/visit")
@@ -92,7 +92,7 @@ psql_c "INSERT INTO visits (task_id, client_ip, user_agent, page) SELECT 'preloa
 psql_c "VACUUM ANALYZE visits"
 BIG_ROWS=$(psql_c "SELECT total FROM visit_totals")
 EXACT=$(psql_c "SELECT CASE WHEN (SELECT total FROM visit_totals) = (SELECT count(*) FROM visits) THEN 'yes' ELSE 'NO' END")
-READY_BIG=$(start_api)
+start_api; READY_BIG=$READY_MS
 echo "GET /api/visits at $BIG_ROWS rows..." >&2
 read -r BIG_RPS BIG_P99 BIG_BAD < <(run_wrk "$URL/api/visits")
 RSS_BIG=$(rss_peak_mb)
