@@ -580,12 +580,11 @@ impl<'a, P: Port> Episode<'a, P> {
                 self.rollback_actions
                     .push(format!("re-registered target {}:{}", t.id, t.port));
             }
-            match self.timed("post_admin_undrain", port.undrain(&v)).await {
-                Ok(()) => self.rollback_actions.push("left drain mode".into()),
-                Err(e) => self.operator_checks.push(format!(
-                    "task {id} may still be in drain mode (POST /admin/undrain: {e})"
-                )),
-            }
+            // A task left in drain mode fails its health checks: retry next time.
+            self.timed("post_admin_undrain", port.undrain(&v))
+                .await
+                .map_err(|e| format!("task {id} is still in drain mode: {e}"))?;
+            self.rollback_actions.push("left drain mode".into());
         }
         let n = self
             .timed("release_protection", release_all(port))

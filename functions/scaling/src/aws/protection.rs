@@ -129,7 +129,10 @@ mod tests {
                     && r.protection_enabled() == Some(true)
                     && r.expires_in_minutes() == Some(MAX_EXPIRY_MIN)
             })
-            .then_output(|| UpdateTaskProtectionOutput::builder().build());
+            .sequence()
+            .output(|| UpdateTaskProtectionOutput::builder().build())
+            .repeatedly()
+            .build();
         let p = Protection::new(mock_client!(aws_sdk_ecs, [&rule]), "visits", 1_000_000);
         let out = p.set(&arns(23), true).await.unwrap();
         assert_eq!(rule.num_calls(), 3);
