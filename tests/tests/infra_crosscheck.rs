@@ -455,7 +455,13 @@ fn scaling_functions_are_serialised_and_report_to_notify() {
         if f.logical_id == "NotifyFunction" {
             // Notify's own failures go straight to the topic: a destination to itself would loop.
             assert_eq!(dest["OnFailure"]["Type"], "SNS");
+            assert_eq!(
+                referenced_id(&dest["OnFailure"]["Destination"]).as_deref(),
+                Some("OpsTopic")
+            );
             assert!(dest.get("OnSuccess").is_none());
+            // The replay ring in the topic's tags is read-modify-write: one run at a time.
+            assert_eq!(f.props["ReservedConcurrentExecutions"], 1, "NotifyFunction");
             continue;
         }
         for cond in ["OnSuccess", "OnFailure"] {
@@ -807,4 +813,181 @@ fn direct_alarm_samples_name_an_alarm_that_invokes_that_function() {
             );
         }
     }
+}
+
+/// The string a `!Sub` or `!Join` of literals and `!Sub`s resolves to with parameter defaults.
+fn resolve_joined(t: &Value, v: &Value) -> String {
+    match v.get("Fn::Join").and_then(Value::as_array) {
+        Some(j) => {
+            let sep = j[0].as_str().expect("!Join separator is a literal");
+            j[1].as_array()
+                .expect("!Join of a literal list")
+                .iter()
+                .map(|part| resolve_name(t, part))
+                .collect::<Vec<_>>()
+                .join(sep)
+        }
+        None => resolve_name(t, v),
+    }
+}
+
+fn notify() -> Function {
+    functions()
+        .into_iter()
+        .find(|f| f.logical_id == "NotifyFunction")
+        .expect("NotifyFunction")
+}
+
+#[test]
+fn notify_settings_are_found_by_the_scanner_and_set_by_the_template() {
+    // Guards the scan itself: if settings.rs moved or changed its reader, the generic
+    // env tests would silently check nothing for notify.
+    let read = &env_read_by_code()[&notify().crate_dir];
+    let f = notify();
+    for var in [
+        "CLUSTER_NAME",
+        "SERVICE_NAME",
+        "TOPIC_ARN",
+        "CAPACITY_ASG_NAME",
+        "SCALING_ALARM_NAMES",
+        "FLAP_MAX_TRANSITIONS",
+        "FLAP_WINDOW_MIN",
+        "NOTIFY_MIN_SEVERITY",
+    ] {
+        assert!(
+            read.contains(var),
+            "notify no longer reads {var}? read: {read:?}"
+        );
+        assert!(f.env.contains(var), "NotifyFunction: {var} is not set");
+    }
+    let t = template(SCALING);
+    let vars = &f.props["Environment"]["Variables"];
+    for var in ["FLAP_MAX_TRANSITIONS", "FLAP_WINDOW_MIN"] {
+        let v = resolve_name(t, &vars[var]);
+        assert!(
+            v.parse::<u32>().is_ok_and(|n| n >= 1),
+            "{var}={v:?}: notify wants a positive integer"
+        );
+    }
+    let severity = vars["NOTIFY_MIN_SEVERITY"]["Ref"]
+        .as_str()
+        .expect("NOTIFY_MIN_SEVERITY is a parameter");
+    let allowed: BTreeSet<&str> = t["Parameters"][severity]["AllowedValues"]
+        .as_array()
+        .expect("AllowedValues")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, BTreeSet::from(["info", "warning", "critical"]));
+}
+
+#[test]
+fn scaling_alarm_names_are_exactly_the_alarms_that_invoke_scale_up_or_down() {
+    let t = template(SCALING);
+    let f = notify();
+    let listed: BTreeSet<String> = resolve_joined(
+        t,
+        &f.props["Environment"]["Variables"]["SCALING_ALARM_NAMES"],
+    )
+    .split(',')
+    .map(|s| s.trim().to_string())
+    .filter(|s| !s.is_empty())
+    .collect();
+    let invoking: BTreeSet<String> = of_type(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| {
+            a["Properties"]["AlarmActions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(referenced_id)
+                .any(|id| id == "ScaleUpFunction" || id == "ScaleDownFunction")
+        })
+        .map(|(_, a)| resolve_name(t, &a["Properties"]["AlarmName"]))
+        .collect();
+    assert_eq!(
+        listed, invoking,
+        "NotifyFunction's SCALING_ALARM_NAMES vs the alarms whose actions scale"
+    );
+}
+
+/// The actions a role's inline policies allow on a resource (compared as decoded JSON).
+fn role_allows(t: &Value, role: &str, resource: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for policy in t["Resources"][role]["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for st in policy["PolicyDocument"]["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if st["Effect"] != "Allow" || &st["Resource"] != resource {
+                continue;
+            }
+            match &st["Action"] {
+                Value::String(a) => {
+                    out.insert(a.clone());
+                }
+                Value::Array(a) => out.extend(a.iter().filter_map(Value::as_str).map(String::from)),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn notify_role_allows_the_topic_ring_and_alarm_history() {
+    let t = template(SCALING);
+    let role = referenced_id(&notify().props["Role"]).expect("NotifyFunction has a Role");
+    let on_topic = role_allows(t, &role, &json!({"Ref": "OpsTopic"}));
+    for action in ["sns:Publish", "sns:ListTagsForResource", "sns:TagResource"] {
+        assert!(
+            on_topic.contains(action),
+            "{role}: {action} on OpsTopic (have {on_topic:?})"
+        );
+    }
+    // DescribeAlarmHistory scoped to the alarms the alarm rule forwards to notify.
+    let history = json!({"Fn::Sub":
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${ServiceName}-*"});
+    assert!(
+        role_allows(t, &role, &history).contains("cloudwatch:DescribeAlarmHistory"),
+        "{role}: cloudwatch:DescribeAlarmHistory on {history}"
+    );
+    let alarm_rule_prefix = &t["Resources"]["AlarmStateChangeRule"]["Properties"]["EventPattern"]
+        ["detail"]["alarmName"][0]["prefix"];
+    assert_eq!(alarm_rule_prefix, &json!({"Fn::Sub": "${ServiceName}-"}));
+}
+
+#[test]
+fn rules_send_notify_only_detail_types_it_decodes() {
+    let t = template(SCALING);
+    let parser = std::fs::read_to_string(repo().join("functions/notify/src/event/mod.rs"))
+        .expect("read functions/notify/src/event/mod.rs");
+    let mut problems = Vec::new();
+    for (id, rule) in of_type(t, "AWS::Events::Rule") {
+        let p = &rule["Properties"];
+        let to_notify = p["Targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| referenced_id(&x["Arn"]).as_deref() == Some("NotifyFunction"));
+        if !to_notify {
+            continue;
+        }
+        let types = p["EventPattern"]["detail-type"].as_array();
+        assert!(
+            types.is_some(),
+            "{id}: a rule to notify names its detail-types"
+        );
+        for dt in types.into_iter().flatten().filter_map(Value::as_str) {
+            if !parser.contains(&format!("\"{dt}\"")) {
+                problems.push(format!("{id}: notify does not decode {dt:?}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
