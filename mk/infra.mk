@@ -11,6 +11,21 @@ INFRA_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 SAM_CLI_TELEMETRY
 # ELF e_machine 0xB7 is aarch64 (checked with od: `file` is not on every machine).
 # sam build keeps its artifacts here (git-ignored); cargo's target/ is shared by every build.
 SAM_BUILD_DIR := $(CURDIR)/.aws-sam/build
+SAM_CACHE_DIR := $(CURDIR)/.aws-sam/cache
+# With CI=true the build only has to prove the pipeline (template -> cargo-lambda -> zig -> arm64
+# bootstraps), not ship: fat LTO with one codegen unit made four release binaries take 17.5 min
+# partly warm (~30 min cold) on 2 cores, too much of `make test`'s 90-minute budget. cargo reads
+# CARGO_PROFILE_RELEASE_* from the environment over Cargo.toml's [profile.release], and sam's
+# cargo-lambda builder and cargo-lambda pass the environment through to `cargo build` (checked with
+# a cargo shim under `sam build`; cargo-lambda adds no --config of its own when the manifest sets
+# these). Deploys (`sam build` from samconfig.toml, or this target without CI) keep the full
+# profile; the CI build uses its own build and cache dirs, because sam's cache key ignores the
+# environment and a later `sam build --cached`/`sam deploy` must never pick up a cheap binary.
+ifeq ($(CI),true)
+INFRA_BUILD_ENV := CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+SAM_BUILD_DIR := $(CURDIR)/.aws-sam/ci-build
+SAM_CACHE_DIR := $(CURDIR)/.aws-sam/ci-cache
+endif
 LAMBDA_RUST_TARGET := aarch64-unknown-linux-gnu
 
 EXTRA_TESTS += test-infra
@@ -48,11 +63,11 @@ infra-checkov: infra-venvs ## checkov: no failed check without an inline justifi
 
 infra-build: infra-venvs infra-rust-target ## sam build: the four functions for arm64 with cargo-lambda
 	@start=$$(date +%s); \
-	$(INFRA_ENV) $(SAM_VENV)/bin/sam build --beta-features --template-file infra/template.yaml \
-	  --build-dir $(SAM_BUILD_DIR) --cached --cache-dir $(CURDIR)/.aws-sam/cache; \
+	$(INFRA_ENV) $(INFRA_BUILD_ENV) $(SAM_VENV)/bin/sam build --beta-features --template-file infra/template.yaml \
+	  --build-dir $(SAM_BUILD_DIR) --cached --cache-dir $(SAM_CACHE_DIR) || exit 1; \
 	for f in ScaleUpFunction ScaleDownFunction NotifyFunction DrainInstanceFunction; do \
 	  b=$$(find $(SAM_BUILD_DIR) -path "*/$$f/bootstrap" | head -1); \
 	  [ -n "$$b" ] || { echo "error: sam build produced no bootstrap for $$f"; exit 1; }; \
 	  [ "$$(od -An -tx1 -j18 -N2 "$$b" | tr -d ' ')" = b700 ] || { echo "error: $$b is not an arm64 ELF"; exit 1; }; \
 	done; \
-	echo "sam build: 4 arm64 bootstraps in $$(( $$(date +%s) - start )) s"
+	echo "sam build: 4 arm64 bootstraps in $$(( $$(date +%s) - start )) s$(if $(INFRA_BUILD_ENV), (CI profile: $(INFRA_BUILD_ENV)))"
