@@ -1,0 +1,178 @@
+//! The local stack: the emulated service (cluster, task definition, service,
+//! target group in moto, as the template declares them) and a task runner that
+//! plays the ECS agent with real visits-api processes ([`runner`]).
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let moto = test_support::moto::shared();
+//! let stack = e2e::stack::Stack::provision(moto, 1).await?;
+//! let runner = stack.start_runner(moto).await?;
+//! let tasks = runner.wait_for_tasks(1, std::time::Duration::from_secs(90)).await?;
+//! # let _ = tasks; Ok(()) }
+//! ```
+
+pub mod metadata;
+pub mod runner;
+
+use anyhow::Context;
+use aws_sdk_ecs::types::{
+    AwsVpcConfiguration, ContainerDefinition, LaunchType, NetworkConfiguration, NetworkMode,
+    PortMapping,
+};
+use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
+use test_support::moto::Moto;
+
+pub use runner::{LiveTask, Runner};
+
+/// Cluster name (contracts.md).
+pub const CLUSTER: &str = "visits";
+/// Service name (contracts.md).
+pub const SERVICE: &str = "visits-api";
+/// The tasks' HTTP port (the task definition's container port).
+pub const TASK_PORT: u16 = 8080;
+/// The admin token every local task is started with.
+pub const ADMIN_TOKEN: &str = "local-stack-admin-token";
+/// The emulator gives awsvpc tasks 10.x.y.z addresses; each API process binds
+/// the loopback twin 127.x.y.z (all of 127/8 is loopback on Linux). The
+/// functions get the same rewrite as `TASK_IP_PREFIX_REWRITE`.
+pub const IP_REWRITE: (&str, &str) = ("10.", "127.");
+
+/// The emulated service, provisioned in moto.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// ECS client on the emulator.
+    pub ecs: aws_sdk_ecs::Client,
+    /// ELBv2 client on the emulator.
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// The task definition's ARN.
+    pub task_definition: String,
+    /// The service's target group ARN.
+    pub target_group: String,
+    /// Default-VPC subnets (awsvpc `run_task` only works there in moto).
+    pub subnets: Vec<String>,
+    /// The default security group.
+    pub security_groups: Vec<String>,
+}
+
+impl Stack {
+    /// Creates cluster `visits`, task definition `visits-api` (awsvpc, port
+    /// 8080), target group `visits-api` (IP targets) and service `visits-api`
+    /// at `desired` tasks. The emulator starts no task: the runner does.
+    pub async fn provision(moto: &Moto, desired: i32) -> anyhow::Result<Self> {
+        let sdk = moto.sdk_config().await;
+        let ecs = aws_sdk_ecs::Client::new(&sdk);
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+        let net = moto.default_network()?;
+        anyhow::ensure!(!net.subnets.is_empty(), "moto has no default subnets");
+        ecs.create_cluster().cluster_name(CLUSTER).send().await?;
+        let container = ContainerDefinition::builder()
+            .name("api")
+            .image("visits-api:latest")
+            .essential(true)
+            .port_mappings(
+                PortMapping::builder()
+                    .container_port(i32::from(TASK_PORT))
+                    .build(),
+            )
+            .build();
+        let td = ecs
+            .register_task_definition()
+            .family(SERVICE)
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .container_definitions(container)
+            .send()
+            .await?;
+        let task_definition = td
+            .task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .context("register_task_definition returned no ARN")?
+            .to_string();
+        let tg = elb
+            .create_target_group()
+            .name(SERVICE)
+            .protocol(ProtocolEnum::Http)
+            .port(i32::from(TASK_PORT))
+            .vpc_id(&net.vpc_id)
+            .target_type(TargetTypeEnum::Ip)
+            .health_check_path("/health")
+            .send()
+            .await?;
+        let target_group = tg
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .context("create_target_group returned no ARN")?
+            .to_string();
+        let stack = Self {
+            ecs,
+            elb,
+            task_definition,
+            target_group,
+            subnets: net.subnets,
+            security_groups: net.security_groups,
+        };
+        stack
+            .ecs
+            .create_service()
+            .cluster(CLUSTER)
+            .service_name(SERVICE)
+            .task_definition(&stack.task_definition)
+            .desired_count(desired)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(stack.network()?)
+            .send()
+            .await?;
+        Ok(stack)
+    }
+
+    /// The service's awsvpc network configuration.
+    pub fn network(&self) -> anyhow::Result<NetworkConfiguration> {
+        let vpc = AwsVpcConfiguration::builder()
+            // One subnet: moto's run_task hung ~100 s and answered 500 given several.
+            .set_subnets(Some(self.subnets.iter().take(1).cloned().collect()))
+            .set_security_groups(Some(self.security_groups.clone()))
+            .build()?;
+        Ok(NetworkConfiguration::builder()
+            .awsvpc_configuration(vpc)
+            .build())
+    }
+
+    /// The service's desired count in the emulator.
+    pub async fn desired(&self) -> anyhow::Result<i32> {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(CLUSTER)
+            .services(SERVICE)
+            .send()
+            .await?;
+        let svc = out.services().first().context("service visits-api gone")?;
+        Ok(svc.desired_count())
+    }
+
+    /// Starts the task runner (see [`runner`]).
+    pub async fn start_runner(&self, moto: &'static Moto) -> anyhow::Result<Runner> {
+        Runner::start(self.clone(), moto).await
+    }
+}
+
+/// The loopback twin of an emulated task IP (`10.0.1.7` -> `127.0.1.7`).
+pub fn loopback_twin(ip: &str) -> Option<String> {
+    ip.strip_prefix(IP_REWRITE.0)
+        .map(|rest| format!("{}{rest}", IP_REWRITE.1))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn twin_rewrites_only_the_prefix() {
+        assert_eq!(
+            super::loopback_twin("10.0.1.7").as_deref(),
+            Some("127.0.1.7")
+        );
+        assert_eq!(super::loopback_twin("172.31.0.9"), None);
+    }
+}
