@@ -355,13 +355,19 @@ impl<'a, P: Port> Episode<'a, P> {
             let port = self.port;
             let svc = self.timed("describe_service", port.service()).await?;
             let targets = targets_of(&victim, &svc);
-            if self.marker.phase == Phase::Deregistering {
+            // Draining repeats the (idempotent) deregistration as well: the victim
+            // must be out of every target group before desired is lowered, whatever
+            // happened between the invocations.
+            if matches!(self.marker.phase, Phase::Deregistering | Phase::Draining) {
                 for t in &targets {
                     self.timed("deregister_target", port.deregister(t)).await?;
                 }
                 self.check_cancel().await?;
-                self.marker.drain_started = port.now_unix();
-                self.enter(Phase::Draining).await?;
+                if self.marker.phase == Phase::Deregistering {
+                    // The drain deadline counts from the first deregistration.
+                    self.marker.drain_started = port.now_unix();
+                    self.enter(Phase::Draining).await?;
+                }
             }
             self.wait_drained(&victim, &targets).await?;
             self.enter(Phase::Lowering).await?;
@@ -561,7 +567,13 @@ impl<'a, P: Port> Episode<'a, P> {
     /// mode, release every protection, drop the marker. Any failure leaves the
     /// marker at RollingBack for the next invocation.
     async fn roll_back(&mut self) -> Result<(), String> {
-        let _ = self.enter(Phase::RollingBack).await;
+        // Write-ahead here too: undoing anything before RollingBack is recorded
+        // would let a crash leave a re-registered victim behind a marker that
+        // still says Draining, and the next invocation would lower desired
+        // with the victim back in service. Nothing undone yet: retry next time.
+        self.enter(Phase::RollingBack)
+            .await
+            .map_err(|e| format!("could not record the rollback: {e}"))?;
         let port = self.port;
         let id = self.marker.victim.clone();
         let victim = self
