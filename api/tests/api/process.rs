@@ -109,10 +109,17 @@ async fn sigterm_grace_period_bounds_the_wait() {
             .code(),
         Some(0)
     );
-    assert!(
-        slow.await.unwrap().is_err(),
-        "the unfinished request was cut off"
-    );
+    // Past the grace period the burn is abandoned: the client sees the
+    // connection cut, or (when the cancelled burn wins the race to the socket
+    // before exit) an error status; never a success.
+    match slow.await.unwrap() {
+        Err(_) => {}
+        Ok(r) => assert!(
+            !r.status().is_success(),
+            "the unfinished request was not cut off: {}",
+            r.status()
+        ),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

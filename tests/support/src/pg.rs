@@ -158,6 +158,20 @@ impl PgCluster {
         if let Some(p) = process {
             p.stop_keep_files(Signal::SIGINT);
         }
+        // The postmaster closes its sockets and removes its pid file last; on a
+        // loaded machine that can outlast the wait above, and a start() or an
+        // outage assertion must not race it.
+        let pidfile = l.data().join("postmaster.pid");
+        let t0 = std::time::Instant::now();
+        while pidfile.exists() {
+            if t0.elapsed() > std::time::Duration::from_secs(60) {
+                bail!(
+                    "postgres did not stop within 60 s ({} remains)",
+                    pidfile.display()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         Ok(())
     }
 
