@@ -18,7 +18,7 @@ trap 'exit 130' INT TERM
 
 export DATABASE_URL=$PG_URL BIND_ADDR=${BIND_ADDR:-127.0.0.1} PORT
 export ADMIN_TOKEN=${ADMIN_TOKEN:-demo-admin} STRESS_TOKEN=${STRESS_TOKEN:-demo-stress}
-target/debug/visits-api &
+"${CARGO_TARGET_DIR:-target}/debug/visits-api" &
 API_PID=$!
 for _ in $(seq 1 300); do
   curl -fs "http://$BIND_ADDR:$PORT/health" >/dev/null 2>&1 && break
