@@ -1,18 +1,19 @@
-//! The events scale-down accepts: the low alarm's direct Lambda alarm action,
-//! and the reconcile schedule (EventBridge `Scheduled Event`).
+//! The events scale-down accepts: any alarm shape the shared parser knows
+//! (`scaling::trigger`), and the reconcile schedule (EventBridge `Scheduled Event`).
+//! This module only maps the library's result onto the step machine's view.
 
-use chrono::{DateTime, Utc};
-use scaling::report::{MetricRef, TriggerSummary};
+use scaling::error::ScalingError;
+use scaling::report::TriggerSummary;
 use serde_json::Value;
 
 /// A parsed, validated trigger.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
-    /// A CloudWatch alarm state change delivered as a Lambda alarm action.
+    /// A CloudWatch alarm state change.
     Alarm {
         name: String,
         state: String,
-        /// The raw state timestamp: with the name, the idempotency key.
+        /// The state timestamp (RFC 3339): with the name, the idempotency key.
         state_timestamp: String,
         summary: TriggerSummary,
     },
@@ -38,95 +39,29 @@ pub enum TriggerError {
     NotOurs(String),
 }
 
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z"))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn str_at<'a>(v: &'a Value, ptr: &str) -> Result<&'a str, TriggerError> {
-    v.pointer(ptr)
-        .and_then(Value::as_str)
-        .ok_or_else(|| TriggerError::BadEvent(format!("missing string {ptr}")))
+impl From<ScalingError> for TriggerError {
+    fn from(e: ScalingError) -> Self {
+        match e {
+            ScalingError::NotOurs(m) => TriggerError::NotOurs(m),
+            other => TriggerError::BadEvent(other.to_string()),
+        }
+    }
 }
 
 /// Parses `event`, rejecting alarms whose metric names another cluster or service.
 pub fn parse(event: &Value, cluster: &str, service: &str) -> Result<Trigger, TriggerError> {
-    if event.get("alarmData").is_some() {
-        return parse_alarm(event, cluster, service);
-    }
-    if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
-        && event.get("source").and_then(Value::as_str) == Some("aws.events")
-    {
-        let time = str_at(event, "/time")?;
-        let time =
-            parse_time(time).ok_or_else(|| TriggerError::BadEvent(format!("bad time {time:?}")))?;
-        return Ok(Trigger::Schedule {
-            summary: TriggerSummary::Schedule { time },
-        });
-    }
-    Err(TriggerError::BadEvent(
-        "neither a CloudWatch alarm action nor a scheduled event".into(),
-    ))
-}
-
-fn parse_alarm(event: &Value, cluster: &str, service: &str) -> Result<Trigger, TriggerError> {
-    let name = str_at(event, "/alarmData/alarmName")?.to_string();
-    let state = str_at(event, "/alarmData/state/value")?.to_string();
-    let state_timestamp = str_at(event, "/alarmData/state/timestamp")?.to_string();
-    let timestamp = parse_time(&state_timestamp).ok_or_else(|| {
-        TriggerError::BadEvent(format!("bad state timestamp {state_timestamp:?}"))
-    })?;
-    let metric = event
-        .pointer("/alarmData/configuration/metrics/0/metricStat/metric")
-        .map(|m| MetricRef {
-            namespace: m["namespace"].as_str().unwrap_or_default().to_string(),
-            name: m["name"].as_str().unwrap_or_default().to_string(),
-            dimensions: m["dimensions"]
-                .as_object()
-                .map(|d| {
-                    d.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
-    if let Some(m) = &metric {
-        for (dim, ours) in [("ClusterName", cluster), ("ServiceName", service)] {
-            if let Some(theirs) = m.dimensions.get(dim) {
-                if theirs != ours {
-                    return Err(TriggerError::NotOurs(format!("{dim}={theirs}")));
-                }
-            }
+    match scaling::trigger::parse(event)? {
+        scaling::trigger::Trigger::Alarm(a) => {
+            a.check_ours(cluster, service)?;
+            Ok(Trigger::Alarm {
+                name: a.alarm_name.clone(),
+                state: a.state.as_str().to_string(),
+                state_timestamp: a.timestamp.to_rfc3339(),
+                summary: a.summary(),
+            })
         }
+        schedule @ scaling::trigger::Trigger::Schedule { .. } => Ok(Trigger::Schedule {
+            summary: schedule.summary(),
+        }),
     }
-    let summary = TriggerSummary::Alarm {
-        alarm_name: name.clone(),
-        alarm_arn: event
-            .get("alarmArn")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        state: state.clone(),
-        previous_state: event
-            .pointer("/alarmData/previousState/value")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        reason: event
-            .pointer("/alarmData/state/reason")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        timestamp,
-        metric,
-        threshold: None,
-        comparison: None,
-        value: None,
-    };
-    Ok(Trigger::Alarm {
-        name,
-        state,
-        state_timestamp,
-        summary,
-    })
 }
