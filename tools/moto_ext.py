@@ -8,6 +8,11 @@ moto's response classes (which dispatch by snake_case action name) before the
 server starts. The extension keeps its state beside moto's and clears it on
 `POST /moto-api/reset`, like everything else.
 
+It also fixes one moto bug the template trips on: RunTask sums the containers'
+memory and fails (TypeError, HTTP 500) when a container sets none, which is
+valid on Fargate where only the task level sets cpu/memory (infra/service.yaml
+does exactly that). A missing container memory now counts as 0.
+
 Extra endpoints for the harness (under /moto-ext/, JSON):
   GET  /moto-ext/lifecycle-actions      every CompleteLifecycleAction and
                                         RecordLifecycleActionHeartbeat call
@@ -25,10 +30,11 @@ import datetime
 import json
 import signal
 import sys
+import types
 
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
-from moto.ecs.models import ecs_backends
+from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
@@ -149,6 +155,22 @@ def record_lifecycle_action_heartbeat(self):
     return _record_lifecycle(self, "RecordLifecycleActionHeartbeat")
 
 
+_moto_task_requirements = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+
+def _task_requirements(task_definition):
+    """moto's sum, with containers that set no memory counted as 0 (Fargate: task level only)."""
+    patched = [
+        c
+        if any(k in c for k in ("memory", "memoryReservation", "Memory", "MemoryReservation"))
+        else {**c, "memory": 0}
+        for c in task_definition.container_definitions
+    ]
+    # moto reads only .container_definitions; a stand-in keeps the shared model untouched.
+    return _moto_task_requirements(types.SimpleNamespace(container_definitions=patched))
+
+
+EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(_task_requirements)
 EC2ContainerServiceResponse.update_task_protection = update_task_protection
 EC2ContainerServiceResponse.get_task_protection = get_task_protection
 AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action

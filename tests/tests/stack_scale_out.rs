@@ -54,7 +54,6 @@ async fn health(url: &str) -> (u16, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not passing yet: the runner's run_task against moto gets no answer for ~100 s, then a 500 (issue 7)"]
 async fn scale_out() {
     let moto = moto::shared();
     let stack = Stack::provision(moto, 1)

@@ -131,7 +131,7 @@ impl Stack {
     /// The service's awsvpc network configuration.
     pub fn network(&self) -> anyhow::Result<NetworkConfiguration> {
         let vpc = AwsVpcConfiguration::builder()
-            // One subnet: moto's run_task hung ~100 s and answered 500 given several.
+            // One subnet: the local stack has one address space anyway.
             .set_subnets(Some(self.subnets.iter().take(1).cloned().collect()))
             .set_security_groups(Some(self.security_groups.clone()))
             .build()?;
