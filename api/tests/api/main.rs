@@ -2,6 +2,7 @@
 //! throwaway cluster, a fresh database per test), one module per area.
 
 mod admin;
+mod fresh_reads;
 mod helpers;
 mod outage;
 mod process;
