@@ -11,6 +11,7 @@
 //! # let _ = tasks; Ok(()) }
 //! ```
 
+pub mod alarms;
 pub mod metadata;
 pub mod runner;
 

@@ -26,6 +26,14 @@ use super::{loopback_twin, Stack, ADMIN_TOKEN, CLUSTER, SERVICE, TASK_PORT};
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// Poll period of the reconcile loop.
 const TICK: Duration = Duration::from_millis(300);
+/// The tasks' EMF interval (`METRICS_INTERVAL_S`): the alarm driver's
+/// shortest period when `make demo` runs the template's alarms time-scaled.
+pub const METRICS_INTERVAL_S: u32 = 1;
+/// The tasks' `STRESS_TOKEN`: lets the demo burn CPU (`POST /api/stress`).
+pub const STRESS_TOKEN: &str = "local-stack-stress-token";
+/// CPU burns one task runs at once (`STRESS_MAX_CONCURRENT`): more than the
+/// cores, so a burning task shows high CPU on a busy machine too.
+pub const STRESS_MAX_CONCURRENT: u32 = 8;
 
 /// One task the runner started and that is serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +165,12 @@ impl Runner {
         self.shared.timeline.lock().expect("timeline").clone()
     }
 
+    /// The directory of the tasks' output, one `<task id>.log` per task
+    /// (stdout and stderr): the alarm driver reads their EMF lines there.
+    pub fn log_dir(&self) -> &std::path::Path {
+        &self.log_dir
+    }
+
     /// Records an outside event (e.g. "alarm fired") in the timeline.
     pub fn note(&self, what: impl Into<String>) {
         self.shared.note(what.into());
@@ -245,7 +259,9 @@ impl Ctx {
             .env("SERVICE_NAME", SERVICE)
             .env("ECS_CONTAINER_METADATA_URI_V4", meta_uri)
             .env("SHUTDOWN_GRACE_S", "5")
-            .env("METRICS_INTERVAL_S", "60");
+            .env("METRICS_INTERVAL_S", METRICS_INTERVAL_S.to_string())
+            .env("STRESS_TOKEN", STRESS_TOKEN)
+            .env("STRESS_MAX_CONCURRENT", STRESS_MAX_CONCURRENT.to_string());
         let opts = GuardOpts {
             grace_s: 10,
             ..GuardOpts::default()
