@@ -13,16 +13,18 @@
 
 pub mod alarms;
 pub mod metadata;
+pub mod proxy;
 pub mod runner;
 
 use anyhow::Context;
 use aws_sdk_ecs::types::{
-    AwsVpcConfiguration, ContainerDefinition, LaunchType, NetworkConfiguration, NetworkMode,
-    PortMapping,
+    AwsVpcConfiguration, ContainerDefinition, LaunchType, LoadBalancer, NetworkConfiguration,
+    NetworkMode, PortMapping,
 };
-use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetTypeEnum};
+use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 use test_support::moto::Moto;
 
+pub use proxy::Proxy;
 pub use runner::{LiveTask, Runner};
 
 /// Cluster name (contracts.md).
@@ -37,6 +39,12 @@ pub const ADMIN_TOKEN: &str = "local-stack-admin-token";
 /// the loopback twin 127.x.y.z (all of 127/8 is loopback on Linux). The
 /// functions get the same rewrite as `TASK_IP_PREFIX_REWRITE`.
 pub const IP_REWRITE: (&str, &str) = ("10.", "127.");
+/// The target group's deregistration delay here (the template's is 30 s): it
+/// bounds scale-down's drain wait. moto drops a deregistered target at once,
+/// so only a task that keeps requests in flight makes the wait last.
+pub const DEREGISTRATION_DELAY_S: u32 = 20;
+/// The SNS topic notify publishes to (the template's OpsTopic).
+pub const TOPIC: &str = "visits-autoscaler";
 
 /// The emulated service, provisioned in moto.
 #[derive(Debug, Clone)]
@@ -53,12 +61,17 @@ pub struct Stack {
     pub subnets: Vec<String>,
     /// The default security group.
     pub security_groups: Vec<String>,
+    /// The operators' SNS topic ARN (`TOPIC_ARN` for notify).
+    pub topic_arn: String,
 }
 
 impl Stack {
     /// Creates cluster `visits`, task definition `visits-api` (awsvpc, port
-    /// 8080), target group `visits-api` (IP targets) and service `visits-api`
-    /// at `desired` tasks. The emulator starts no task: the runner does.
+    /// 8080, Fargate cpu/memory at task level as in infra/service.yaml),
+    /// target group `visits-api` (IP targets, deregistration delay
+    /// [`DEREGISTRATION_DELAY_S`]), service `visits-api` at `desired` tasks
+    /// behind that target group, and SNS topic [`TOPIC`]. The emulator starts
+    /// no task: the runner does.
     pub async fn provision(moto: &Moto, desired: i32) -> anyhow::Result<Self> {
         let sdk = moto.sdk_config().await;
         let ecs = aws_sdk_ecs::Client::new(&sdk);
@@ -107,6 +120,23 @@ impl Stack {
             .and_then(|t| t.target_group_arn())
             .context("create_target_group returned no ARN")?
             .to_string();
+        elb.modify_target_group_attributes()
+            .target_group_arn(&target_group)
+            .attributes(
+                TargetGroupAttribute::builder()
+                    .key("deregistration_delay.timeout_seconds")
+                    .value(DEREGISTRATION_DELAY_S.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .context("set the deregistration delay")?;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let topic = sns.create_topic().name(TOPIC).send().await?;
+        let topic_arn = topic
+            .topic_arn()
+            .context("create_topic returned no ARN")?
+            .to_string();
         let stack = Self {
             ecs,
             elb,
@@ -114,6 +144,7 @@ impl Stack {
             target_group,
             subnets: net.subnets,
             security_groups: net.security_groups,
+            topic_arn,
         };
         stack
             .ecs
@@ -124,6 +155,13 @@ impl Stack {
             .desired_count(desired)
             .launch_type(LaunchType::Fargate)
             .network_configuration(stack.network()?)
+            .load_balancers(
+                LoadBalancer::builder()
+                    .target_group_arn(&stack.target_group)
+                    .container_name("api")
+                    .container_port(i32::from(TASK_PORT))
+                    .build(),
+            )
             .send()
             .await?;
         Ok(stack)

@@ -1,0 +1,120 @@
+//! The local stack's load balancer: HAProxy follows the emulator's target
+//! group. A registered task takes traffic through the proxy; a deregistered
+//! one is drained (no new requests; in flight ones finish: see e2e_scale_in),
+//! then put in maintenance; registered again, it serves again.
+
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
+use e2e::stack::proxy::SlotState;
+use e2e::stack::{Proxy, Stack, TASK_PORT};
+use test_support::moto;
+
+/// Generous: a cold API process migrates its database on a busy 2-core machine.
+const TIMEOUT: Duration = Duration::from_secs(100);
+
+async fn task_behind_proxy(client: &reqwest::Client, proxy: &Proxy) -> String {
+    let resp = client
+        .get(format!("{}/health", proxy.url()))
+        .send()
+        .await
+        .expect("GET /health through the proxy");
+    assert_eq!(resp.status(), 200, "through the proxy");
+    let body: serde_json::Value = resp.json().await.expect("health JSON");
+    body["task_id"].as_str().expect("task_id").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_follows_the_target_group() {
+    let moto = moto::shared();
+    let stack = Stack::provision(moto, 2).await.expect("provision");
+    let runner = stack.start_runner(moto).await.expect("runner");
+    let proxy = Proxy::start(&stack).await.expect("haproxy");
+    let tasks = runner.wait_for_tasks(2, TIMEOUT).await.expect("two tasks");
+    proxy
+        .wait_until("two servers ready", TIMEOUT, |s| {
+            s.iter().filter(|s| s.state == SlotState::Ready).count() == 2
+        })
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        seen.insert(task_behind_proxy(&client, &proxy).await);
+    }
+    assert_eq!(seen.len(), 2, "round robin reaches both tasks: {seen:?}");
+
+    // Deregister the first task: the proxy drains it, then parks the slot.
+    let victim = &tasks[0];
+    let target = format!("{}:{TASK_PORT}", victim.ip);
+    stack
+        .elb
+        .deregister_targets()
+        .target_group_arn(&stack.target_group)
+        .targets(
+            TargetDescription::builder()
+                .id(&victim.ip)
+                .port(i32::from(TASK_PORT))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    proxy
+        .wait_until("victim's slot freed", TIMEOUT, |s| {
+            s.iter()
+                .all(|s| s.target.as_deref() != Some(target.as_str()))
+        })
+        .await
+        .unwrap();
+    let events: Vec<String> = proxy.events().into_iter().map(|e| e.what).collect();
+    let drain = events.iter().position(|e| e.contains("DRAIN"));
+    let maint = events.iter().position(|e| e.contains("MAINT"));
+    assert!(
+        matches!((drain, maint), (Some(d), Some(m)) if d < m),
+        "drain before maint: {events:#?}"
+    );
+    for _ in 0..6 {
+        assert_eq!(
+            task_behind_proxy(&client, &proxy).await,
+            tasks[1].id,
+            "only the registered task gets traffic"
+        );
+    }
+
+    // Registered again (what a rolled-back scale-in does): it serves again.
+    stack
+        .elb
+        .register_targets()
+        .target_group_arn(&stack.target_group)
+        .targets(
+            TargetDescription::builder()
+                .id(&victim.ip)
+                .port(i32::from(TASK_PORT))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    proxy
+        .wait_until("victim ready again", TIMEOUT, |s| {
+            s.iter().any(|s| {
+                s.target.as_deref() == Some(target.as_str()) && s.state == SlotState::Ready
+            })
+        })
+        .await
+        .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        seen.insert(task_behind_proxy(&client, &proxy).await);
+    }
+    assert!(
+        seen.contains(&victim.id),
+        "the victim serves again: {seen:?}"
+    );
+    drop(proxy);
+    runner.shutdown().await;
+}
