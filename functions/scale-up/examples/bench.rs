@@ -120,8 +120,9 @@ fn bench_handler(rt: &tokio::runtime::Runtime, stem: &str, n: u32) -> Duration {
     })
 }
 
-/// Runs the binary against a one-event runtime API; returns (cold init, peak RSS kB).
-fn cold_start(bin: &Path) -> std::io::Result<(Duration, u64)> {
+/// Runs the binary against a one-event runtime API, with `extra` added to its environment;
+/// returns (cold init, peak RSS kB).
+fn cold_start(bin: &Path, extra: &[(&str, &str)]) -> std::io::Result<(Duration, u64)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let body = event("scale-up-cpu-high-ok").to_string();
@@ -142,6 +143,7 @@ fn cold_start(bin: &Path) -> std::io::Result<(Duration, u64)> {
         .env("SERVICE_NAME", "visits-api")
         .env("MIN_TASKS", "1")
         .env("MAX_TASKS", "4")
+        .envs(extra.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -228,31 +230,45 @@ fn main() {
         ),
     ];
     if let Some(bin) = args.first() {
-        let mut inits = Vec::new();
+        // The SDK's HTTPS client loads the system trust store when it is built. This machine
+        // (Debian) has a bundle plus a hashed directory of ~300 single-cert files, and both are
+        // read; Lambda's provided.al2023 image keeps its roots in one bundle. So cold init is
+        // given as is, and with SSL_CERT_FILE naming the bundle alone (what Lambda's layout
+        // costs, and what the function's environment can set).
+        let variants: [(&str, &[(&str, &str)]); 2] = [
+            ("certs as is", &[]),
+            (
+                "SSL_CERT_FILE=bundle",
+                &[("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")],
+            ),
+        ];
         let mut rss = 0;
-        for _ in 0..5 {
-            match cold_start(Path::new(bin)) {
-                Ok((d, kb)) => {
-                    inits.push(d);
-                    rss = rss.max(kb);
+        for (label, extra) in variants {
+            let mut inits = Vec::new();
+            for _ in 0..7 {
+                match cold_start(Path::new(bin), extra) {
+                    Ok((d, kb)) => {
+                        inits.push(d);
+                        rss = rss.max(kb);
+                    }
+                    Err(e) => eprintln!("cold start failed: {e}"),
                 }
-                Err(e) => eprintln!("cold start failed: {e}"),
             }
+            inits.sort();
+            let median = inits.get(inits.len() / 2).copied().unwrap_or_default();
+            rows.push((
+                format!("cold init, exec -> first /next (median of 7), {label}"),
+                format!("{:.1} ms", median.as_secs_f64() * 1e3),
+                "≤ 15 ms".into(),
+            ));
         }
-        inits.sort();
-        let median = inits.get(inits.len() / 2).copied().unwrap_or_default();
-        rows.push((
-            "cold init, exec -> first /next (median of 5, native)".into(),
-            format!("{:.1} ms", median.as_secs_f64() * 1e3),
-            "≤ 15 ms".into(),
-        ));
         rows.push((
             "peak RSS after one event (native)".into(),
             format!("{:.1} MB", rss as f64 / 1024.0),
             "(report)".into(),
         ));
         rows.push((
-            "binary size, native release".into(),
+            "binary size, native release (no fat LTO)".into(),
             size(args.first()),
             "(report)".into(),
         ));
@@ -262,8 +278,17 @@ fn main() {
         size(args.get(1)),
         "≤ 8 MB".into(),
     ));
-    println!("\n{:<55} {:>14}   target", "scale-up", "measured");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\n{:<64} {:>12}   target   (load average {})",
+        "scale-up",
+        "measured",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     for (what, got, target) in rows {
-        println!("{what:<55} {got:>14}   {target}");
+        println!("{what:<64} {got:>12}   {target}");
     }
 }
