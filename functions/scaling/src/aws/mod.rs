@@ -10,6 +10,7 @@ pub mod autoscaling;
 pub mod cloudwatch;
 pub mod ecs;
 pub mod elb;
+pub mod instances;
 pub mod protection;
 
 use crate::report::Step;
