@@ -66,6 +66,13 @@ pub struct Config {
     pub metadata_uri: Option<String>,
     /// `WRITE_BATCH_MAX` (default 512): rows per group-commit INSERT.
     pub write_batch_max: usize,
+    /// `WRITE_CONCURRENCY` (default 2): group-commit batches in flight at once, each on its own
+    /// pooled connection, so that one batch's WAL flush does not hold up the next. More means
+    /// smaller batches and more database CPU per row. Capped below `DB_POOL_MAX`.
+    pub write_concurrency: usize,
+    /// `READ_CONCURRENCY` (default 2): coalesced summary reads in flight at once; with two, a
+    /// GET arriving mid-read starts its own read without waiting for that one to end.
+    pub read_concurrency: usize,
 }
 
 /// Reads variables through a lookup function, so tests need not touch the process environment.
@@ -169,6 +176,8 @@ impl Config {
                 .unwrap_or_else(|| "visits-api".into()),
             metadata_uri: env.opt("ECS_CONTAINER_METADATA_URI_V4"),
             write_batch_max: env.ranged("WRITE_BATCH_MAX", 512, 1, 10_000)? as usize,
+            write_concurrency: env.ranged("WRITE_CONCURRENCY", 2, 1, 64)? as usize,
+            read_concurrency: env.ranged("READ_CONCURRENCY", 2, 1, 64)? as usize,
         })
     }
 }

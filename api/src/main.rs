@@ -27,12 +27,15 @@ async fn serve() {
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
+            telemetry::flush();
             // `{:#}` keeps the whole cause chain on one line.
             eprintln!("visits-api: {e:#}");
             std::process::exit(1);
         }
     };
-    if let Err(e) = app.run_until(shutdown_signal()).await {
+    let result = app.run_until(shutdown_signal()).await;
+    telemetry::flush();
+    if let Err(e) = result {
         eprintln!("visits-api: {e:#}");
         std::process::exit(1);
     }

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::emf::{self, EmfTarget};
 use crate::identity::TaskIdentity;
 use crate::state::AppState;
-use crate::store::Store;
+use crate::store::{Limits, Store};
 use crate::{db, routes};
 
 /// A built application, listening but not yet serving.
@@ -37,7 +37,14 @@ impl Application {
         migrated?;
         let pool = db::pool(&config);
         let wait = config.acquire_timeout + config.statement_timeout;
-        let store = Store::start(pool.clone(), config.write_batch_max, wait);
+        // Leave a connection for the health check (and reads, for the writers).
+        let spare = (config.pool_max as usize).saturating_sub(1).max(1);
+        let limits = Limits {
+            batch_max: config.write_batch_max,
+            writers: config.write_concurrency.min(spare),
+            readers: config.read_concurrency.min(spare),
+        };
+        let store = Store::start(pool.clone(), limits, wait);
         let state = AppState::new(pool, store, identity, config);
         tracing::info!(
             addr = %listener.local_addr()?,

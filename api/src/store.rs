@@ -1,12 +1,19 @@
-//! Visits storage with group commit.
+//! Visits storage with group commit and coalesced reads.
 //!
-//! One writer task turns the POSTs that arrive together into one multi-row `INSERT ... SELECT
-//! FROM UNNEST(...) RETURNING`, a single statement and so a single transaction: one commit (one
-//! WAL flush, one counter update by the statement trigger) for the whole batch. Each waiter
-//! gets its own row only after that statement has returned, i.e. after COMMIT. One reader task
-//! does the same for `GET /api/visits`: requests that arrive while a query runs share the next
-//! query, which starts after they arrived, so no answer is older than its request.
+//! Writes: the POSTs that arrive together become one multi-row `INSERT ... SELECT FROM
+//! UNNEST(...) RETURNING`, a single statement and so a single transaction: one commit (one WAL
+//! flush, one counter update by the statement trigger) for the whole batch. Each waiter gets
+//! its own row only after that statement has returned, i.e. after COMMIT. Up to
+//! `WRITE_CONCURRENCY` batches are in flight at once, each on its own connection: while they
+//! wait for their flush, newcomers gather into the next batch. The counter is sharded per
+//! connection (see the migrations) so that concurrent batches don't queue on one row lock.
+//!
+//! Reads: the GETs that arrive while reads run share the next read, which starts after they
+//! arrived, so no answer is older than its request: `total` counts every visit acknowledged
+//! before the GET was sent, by this task or any other. Up to `READ_CONCURRENCY` reads run at
+//! once.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +21,7 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// A stored visit, as `POST /api/visit` returns it.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, PartialEq, Eq)]
@@ -92,16 +99,28 @@ pub struct Store {
     wait: Duration,
 }
 
+/// How the store batches and how many batches it runs at once, each on its own connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Rows per group-commit INSERT at most.
+    pub batch_max: usize,
+    /// Insert batches in flight at once.
+    pub writers: usize,
+    /// Summary reads in flight at once: with two, a GET that arrives while a read runs need
+    /// not wait for it to finish before its own read starts.
+    pub readers: usize,
+}
+
 /// Queue depth before new requests are turned away with 503 instead of piling up.
 const QUEUE: usize = 8192;
 
 impl Store {
     /// Starts the writer and reader tasks on `pool`. They end when every `Store` clone is gone.
-    pub fn start(pool: PgPool, batch_max: usize, wait: Duration) -> Store {
+    pub fn start(pool: PgPool, limits: Limits, wait: Duration) -> Store {
         let (writes, wrx) = mpsc::channel(QUEUE);
         let (reads, rrx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(pool.clone(), wrx, batch_max));
-        tokio::spawn(reader(pool, rrx));
+        tokio::spawn(writer(pool.clone(), wrx, limits.batch_max, limits.writers));
+        tokio::spawn(reader(pool, rrx, limits.readers));
         Store {
             writes,
             reads,
@@ -141,25 +160,62 @@ impl Store {
     }
 }
 
-async fn writer(pool: PgPool, mut rx: mpsc::Receiver<WriteJob>, max: usize) {
-    let mut jobs = Vec::with_capacity(max);
-    while rx.recv_many(&mut jobs, max).await > 0 {
+/// Runs `work` on batches of jobs from `rx`, at most `slots` batches at a time. A batch is
+/// taken only once a slot is free, so jobs that arrive while every slot is busy wait and go
+/// together into the next batch; and a batch's work always starts after all its jobs arrived.
+async fn batches<J, F, Fut>(mut rx: mpsc::Receiver<J>, max: usize, slots: usize, work: F)
+where
+    J: Send + 'static,
+    F: Fn(Vec<J>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(slots.max(1)));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut jobs = Vec::new();
+        if rx.recv_many(&mut jobs, max).await == 0 {
+            return; // every Store clone is gone
+        }
+        let done = work(jobs);
+        tokio::spawn(async move {
+            done.await;
+            drop(slot);
+        });
+    }
+}
+
+fn writer(
+    pool: PgPool,
+    rx: mpsc::Receiver<WriteJob>,
+    max: usize,
+    writers: usize,
+) -> impl Future<Output = ()> {
+    batches(rx, max, writers, move |mut jobs: Vec<WriteJob>| {
         // Skip requests whose client has gone (timed out): nobody would learn the id.
         jobs.retain(|(_, tx)| !tx.is_closed());
-        if jobs.is_empty() {
-            continue;
-        }
-        match insert_batch(&pool, &jobs).await {
-            Ok(rows) => {
-                for ((_, tx), row) in jobs.drain(..).zip(rows) {
-                    let _ = tx.send(Ok(row));
-                }
+        let pool = pool.clone();
+        async move {
+            if !jobs.is_empty() {
+                commit_batch(&pool, jobs).await;
             }
-            Err(e) => {
-                tracing::error!(error = %e, rows = jobs.len(), "visit batch failed");
-                for (_, tx) in jobs.drain(..) {
-                    let _ = tx.send(Err(e.clone()));
-                }
+        }
+    })
+}
+
+/// Inserts one batch and answers each of its waiters.
+async fn commit_batch(pool: &PgPool, jobs: Vec<WriteJob>) {
+    match insert_batch(pool, &jobs).await {
+        Ok(rows) => {
+            for ((_, tx), row) in jobs.into_iter().zip(rows) {
+                let _ = tx.send(Ok(row));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, rows = jobs.len(), "visit batch failed");
+            for (_, tx) in jobs {
+                let _ = tx.send(Err(e.clone()));
             }
         }
     }
@@ -193,23 +249,26 @@ async fn insert_batch(pool: &PgPool, jobs: &[WriteJob]) -> Result<Vec<Visit>, St
             format!("inserted {} rows for {n} visits", rows.len()).into(),
         ));
     }
-    // Identity values are drawn in the order the rows are inserted, which is UNNEST's order;
-    // sorting by id pairs each row with its request whatever order RETURNING uses.
+    // Identity values are drawn in the order the rows are inserted, which is UNNEST's order
+    // (other batches' values may interleave, but within one statement they increase); sorting
+    // by id pairs each row with its request whatever order RETURNING uses.
     rows.sort_unstable_by_key(|r| r.id);
     Ok(rows)
 }
 
-async fn reader(pool: PgPool, mut rx: mpsc::Receiver<ReadJob>) {
-    let mut waiters = Vec::new();
-    while rx.recv_many(&mut waiters, QUEUE).await > 0 {
-        let result = summary(&pool).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "visits summary failed");
+fn reader(pool: PgPool, rx: mpsc::Receiver<ReadJob>, readers: usize) -> impl Future<Output = ()> {
+    batches(rx, QUEUE, readers, move |waiters: Vec<ReadJob>| {
+        let pool = pool.clone();
+        async move {
+            let result = summary(&pool).await;
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "visits summary failed");
+            }
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
         }
-        for w in waiters.drain(..) {
-            let _ = w.send(result.clone());
-        }
-    }
+    })
 }
 
 #[derive(Serialize)]

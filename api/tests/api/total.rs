@@ -80,3 +80,46 @@ async fn total_is_exact_under_concurrent_inserts() {
             .unwrap();
     assert_eq!(mismatched, 0);
 }
+
+/// A database created before the counter was sharded keeps its total through the migration,
+/// and stays exact afterwards.
+#[tokio::test]
+async fn sharding_the_counter_keeps_an_existing_total() {
+    let url = tokio::task::spawn_blocking(crate::helpers::fresh_db)
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // The schema as it was: only the first migration.
+    let dir = std::env::temp_dir().join(format!("visits-first-migration-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = "20261123000001_visits.sql";
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    std::fs::copy(src.join(first), dir.join(first)).unwrap();
+    let old = sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap();
+    old.run(&pool).await.unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    sqlx::query("INSERT INTO visits (task_id) SELECT 'old' FROM generate_series(1, 7)")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    visits_api::db::MIGRATOR.run(&pool).await.unwrap();
+    let total = || async {
+        sqlx::query_scalar::<_, i64>("SELECT total FROM visit_totals")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(total().await, 7);
+    sqlx::query("INSERT INTO visits (task_id) SELECT 'new' FROM generate_series(1, 5)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM visits WHERE id IN (SELECT id FROM visits LIMIT 3)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(total().await, 9);
+    sqlx::query("TRUNCATE visits").execute(&pool).await.unwrap();
+    assert_eq!(total().await, 0);
+}
