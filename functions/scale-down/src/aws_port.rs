@@ -2,10 +2,12 @@
 //! library's adapters, and the tasks' drain control over HTTP.
 
 use crate::admin::AdminClient;
+use crate::capacity::{choose_empty, CapacityOutcome};
 use crate::port::{
     DeploymentView, DrainStatus, LbBinding, Port, PortError, ProtectOutcome, ServiceView, Target,
     TargetState, TaskView,
 };
+use scaling::aws::autoscaling::AutoScaling;
 use scaling::aws::ecs::{Ecs, ServiceInfo, TaskInfo};
 use scaling::aws::elb::Elb;
 use scaling::aws::protection::Protection;
@@ -23,9 +25,24 @@ pub struct AwsPort {
     pub service: String,
     /// TASK_PORT; when unset, the service's first load balancer container port.
     pub task_port: Option<i32>,
+    /// EC2 capacity mode: the group whose empty instances a scale-in gives back.
+    pub capacity: Option<Capacity>,
     service_arn: Mutex<Option<String>>,
     lb_port: Mutex<Option<i32>>,
 }
+
+/// The capacity ASG of EC2 mode, for the capacity scale-in after a task scale-in.
+pub struct Capacity {
+    pub asg: AutoScaling,
+    /// CAPACITY_ASG_NAME.
+    pub group: String,
+    /// An instance registered more recently than this may be about to get the
+    /// tasks it was launched for: never given back.
+    pub min_age_s: i64,
+}
+
+/// The default [`Capacity::min_age_s`].
+pub const MIN_INSTANCE_AGE_S: i64 = 300;
 
 fn port_err(e: AwsError) -> PortError {
     PortError {
@@ -54,9 +71,20 @@ impl AwsPort {
             cluster: cluster.to_string(),
             service: service.to_string(),
             task_port,
+            capacity: None,
             service_arn: Mutex::new(None),
             lb_port: Mutex::new(None),
         }
+    }
+
+    /// EC2 capacity mode: give back instances of `group` left empty by a scale-in.
+    pub fn with_capacity(mut self, asg: AutoScaling, group: &str, min_age_s: i64) -> Self {
+        self.capacity = Some(Capacity {
+            asg,
+            group: group.to_string(),
+            min_age_s,
+        });
+        self
     }
 
     async fn service_arn(&self) -> Result<String, PortError> {
@@ -279,5 +307,31 @@ impl Port for AwsPort {
             .update_desired(&self.cluster, &self.service, desired)
             .await
             .map_err(port_err)
+    }
+
+    async fn terminate_empty_instance(&self) -> Result<CapacityOutcome, PortError> {
+        let Some(c) = &self.capacity else {
+            return Ok(CapacityOutcome::NotEc2);
+        };
+        let asg = c.asg.describe(&c.group).await.map_err(port_err)?;
+        let in_service = c
+            .asg
+            .in_service_instances(&c.group)
+            .await
+            .map_err(port_err)?;
+        let active = Some(aws_sdk_ecs::types::ContainerInstanceStatus::Active);
+        let instances = self
+            .ecs
+            .container_instances(&self.cluster, active, None)
+            .await
+            .map_err(port_err)?;
+        let now = self.now_unix();
+        match choose_empty(&asg, &in_service, &instances, now, c.min_age_s) {
+            Err(why) => Ok(CapacityOutcome::Kept(why)),
+            Ok(id) => {
+                c.asg.terminate_instance(&id).await.map_err(port_err)?;
+                Ok(CapacityOutcome::Terminated(id))
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod aws_port;
+pub mod capacity;
 pub mod error;
 pub mod machine;
 pub mod marker;

@@ -3,7 +3,7 @@
 //! service's tags so that any later invocation completes or rolls it back.
 
 use crate::marker::{self, rank, Marker, Phase};
-use crate::port::{Port, PortError, ServiceView, Target, TargetState, TaskView};
+use crate::port::{CapacityOutcome, Port, PortError, ServiceView, Target, TargetState, TaskView};
 use crate::settings::Settings;
 use crate::trigger::Trigger;
 use crate::victim::{self, Candidate};
@@ -626,6 +626,31 @@ impl<'a, P: Port> Episode<'a, P> {
             .map_err(|e| e.to_string())
     }
 
+    /// EC2 mode, after a completed scale-in: give back an instance left empty.
+    /// Its failure does not undo the task scale-in; it is a failed step and a
+    /// note in the outcome reason. Returns that note.
+    async fn capacity_scale_in(&mut self) -> String {
+        let port = self.port;
+        let out = self
+            .timed("capacity_scale_in", port.terminate_empty_instance())
+            .await;
+        let note = match &out {
+            Ok(CapacityOutcome::NotEc2) => {
+                self.steps.pop();
+                return String::new();
+            }
+            Ok(CapacityOutcome::Terminated(id)) => {
+                format!("terminated empty instance {id} (capacity - 1)")
+            }
+            Ok(CapacityOutcome::Kept(why)) => format!("no instance given back: {why}"),
+            Err(e) => format!("capacity scale-in failed: {e}"),
+        };
+        if let Some(last) = self.steps.last_mut() {
+            last.detail = note.clone();
+        }
+        format!("; {note}")
+    }
+
     /// Turns how `forward` ended into the report.
     async fn finish(
         mut self,
@@ -637,7 +662,10 @@ impl<'a, P: Port> Episode<'a, P> {
             Ok(()) => match self.clear_marker(true).await {
                 Ok(()) => (
                     Outcome::Completed,
-                    "one task removed after draining".to_string(),
+                    format!(
+                        "one task removed after draining{}",
+                        self.capacity_scale_in().await
+                    ),
                 ),
                 Err(e) => (Outcome::Failed, format!("could not clear the marker: {e}")),
             },

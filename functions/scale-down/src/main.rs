@@ -2,8 +2,9 @@
 
 use lambda_runtime::{service_fn, tracing, Error, LambdaEvent};
 use scale_down::admin::AdminClient;
-use scale_down::aws_port::AwsPort;
+use scale_down::aws_port::{AwsPort, MIN_INSTANCE_AGE_S};
 use scale_down::{handle, Settings};
+use scaling::aws::autoscaling::AutoScaling;
 use scaling::aws::{ecs::Ecs, elb::Elb, load_sdk_config, protection::Protection};
 use scaling::config::Config;
 use std::time::{Duration, SystemTime};
@@ -27,7 +28,7 @@ async fn main() -> Result<(), Error> {
         config.ip_rewrite.clone(),
         ADMIN_TIMEOUT,
     );
-    let port = AwsPort::new(
+    let mut port = AwsPort::new(
         ecs,
         Elb::new(&sdk),
         protection,
@@ -36,6 +37,9 @@ async fn main() -> Result<(), Error> {
         &config.service,
         config.task_port.map(i32::from),
     );
+    if let Some(group) = &config.capacity_asg_name {
+        port = port.with_capacity(AutoScaling::new(&sdk), group, MIN_INSTANCE_AGE_S);
+    }
     let settings = Settings::from_config(&config);
     let (port, settings) = (&port, &settings);
     lambda_runtime::run(service_fn(

@@ -111,6 +111,7 @@ pub struct Target {
     pub port: i32,
 }
 
+pub use crate::capacity::CapacityOutcome;
 pub use scaling::aws::elb::TargetState;
 pub use scaling::aws::protection::ProtectOutcome;
 
@@ -157,6 +158,12 @@ pub trait Port {
     async fn undrain(&self, task: &TaskView) -> Result<(), PortError>;
     /// UpdateService desiredCount.
     async fn set_desired(&self, desired: i32) -> Result<(), PortError>;
+    /// EC2 capacity mode: terminate one container instance the scale-in left
+    /// empty (TerminateInstanceInAutoScalingGroup, desired capacity - 1). The
+    /// default is Fargate mode, where there is no instance to give back.
+    async fn terminate_empty_instance(&self) -> Result<CapacityOutcome, PortError> {
+        Ok(CapacityOutcome::NotEc2)
+    }
     /// Wall-clock unix seconds (the marker's timestamps); a fake world overrides it.
     fn now_unix(&self) -> i64 {
         chrono::Utc::now().timestamp()

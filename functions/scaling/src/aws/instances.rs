@@ -18,6 +18,8 @@ pub struct ContainerInstanceInfo {
     pub status: String,
     pub running: i32,
     pub pending: i32,
+    /// Unix seconds the instance registered: a fresh one may be about to get tasks.
+    pub registered_at: Option<i64>,
 }
 
 impl ContainerInstanceInfo {
@@ -69,6 +71,7 @@ impl Ecs {
                         status: ci.status().unwrap_or_default().to_string(),
                         running: ci.running_tasks_count(),
                         pending: ci.pending_tasks_count(),
+                        registered_at: ci.registered_at().map(|t| t.secs()),
                     }),
             );
         }

@@ -1,0 +1,77 @@
+//! The call log shared by the fault proxy (AWS calls) and the fake tasks
+//! (admin calls), and the one fault or crash a run injects at a given call.
+
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// What to do to the planned call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with a server error (AWS: 500 ServerException / InternalFailure;
+    /// task: HTTP 500).
+    Error,
+    /// Never answer: the caller's timeout fires.
+    Hang,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    log: Vec<String>,
+    fault_at: Option<(usize, Fault)>,
+    crash_after: Option<usize>,
+}
+
+/// Every call of a run, in order, plus the planned fault or crash.
+#[derive(Debug, Clone, Default)]
+pub struct Calls {
+    inner: Arc<Mutex<Inner>>,
+    /// Notified once the call planned as the crash point has been answered.
+    pub crash: Arc<Notify>,
+}
+
+impl Calls {
+    /// Records `op`; returns its index and the fault planned for it, if any.
+    pub fn on_call(&self, op: &str) -> (usize, Option<Fault>) {
+        let mut g = self.inner.lock().unwrap();
+        let i = g.log.len();
+        g.log.push(op.to_string());
+        match g.fault_at {
+            Some((at, f)) if at == i => (i, Some(f)),
+            _ => (i, None),
+        }
+    }
+
+    /// Called once call `index` has been answered: fires the crash if planned.
+    pub fn answered(&self, index: usize) {
+        if self.inner.lock().unwrap().crash_after == Some(index) {
+            self.crash.notify_one();
+        }
+    }
+
+    /// The index the next call will get.
+    pub fn next_index(&self) -> usize {
+        self.inner.lock().unwrap().log.len()
+    }
+
+    /// The calls so far.
+    pub fn log(&self) -> Vec<String> {
+        self.inner.lock().unwrap().log.clone()
+    }
+
+    /// Plans a fault at call `index` (counted from the start of the log).
+    pub fn fault_at(&self, index: usize, fault: Fault) {
+        self.inner.lock().unwrap().fault_at = Some((index, fault));
+    }
+
+    /// Plans a crash right after call `index` was answered.
+    pub fn crash_after(&self, index: usize) {
+        self.inner.lock().unwrap().crash_after = Some(index);
+    }
+
+    /// No fault, no crash from now on.
+    pub fn clear_plan(&self) {
+        let mut g = self.inner.lock().unwrap();
+        g.fault_at = None;
+        g.crash_after = None;
+    }
+}

@@ -1,0 +1,230 @@
+//! scale-down against the emulator through the production `AwsPort` (real SDK
+//! clients): victim selection over real `describe_tasks` output, deregistration
+//! from a real target group, the desired-count change, the report.
+
+mod emulated;
+
+use emulated::World;
+use scale_down::aws_port::Capacity;
+use scale_down::handle;
+use scaling::aws::autoscaling::AutoScaling;
+use scaling::report::{Outcome, Step};
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(120)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removes_the_task_with_fewest_in_flight_through_the_real_clients() {
+    let w = World::new("fewest", &[4, 1, 6]).await;
+    let victim = w.live.lock().unwrap()[1].clone();
+    let r = handle(w.alarm(1), &w.aws, &w.settings, deadline())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Completed, "{r:#?}");
+    let drain = r.drain.as_ref().unwrap();
+    assert_eq!(drain.victim_task, victim.arn);
+    assert_eq!(drain.strategy, "fewest-in-flight");
+    assert_eq!(drain.fallback, None);
+    assert_eq!(drain.in_flight_at_stop, Some(0));
+    assert!(!drain.deadline_hit, "{drain:?}");
+    // The victim was told to drain, left the target group, and ECS stopped it.
+    assert_eq!(victim.fake.state.lock().unwrap().drain_calls, 1);
+    let stopped: Vec<String> = w
+        .stopped
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
+    assert_eq!(stopped, std::slice::from_ref(&victim.id));
+    assert!(!w.registered().await.contains(&victim.ip));
+    assert_eq!(w.service().await.0, 2);
+    w.check_settled().await.unwrap();
+    let (before, after) = (r.before.unwrap(), r.after.unwrap());
+    assert_eq!((before.desired, after.desired), (3, 2));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["function"], "scale-down");
+    assert_eq!(json["outcome"], "completed");
+    for step in [
+        "protect_tasks",
+        "deregister_target",
+        "post_admin_drain",
+        "wait_drained",
+        "update_service",
+        "wait_stopped",
+        "release_protection",
+    ] {
+        assert!(
+            r.steps.iter().any(|s| s.name == step && s.ok),
+            "{step} missing: {:#?}",
+            r.steps
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_task_falls_back_and_the_report_says_so() {
+    let w = World::new("fallback", &[0, 0, 0]).await;
+    let silent = w.live.lock().unwrap()[0].clone();
+    silent.fake.state.lock().unwrap().stopped = true; // answers nothing
+    let r = handle(w.alarm(2), &w.aws, &w.settings, deadline())
+        .await
+        .unwrap();
+    let drain = r.drain.as_ref().unwrap();
+    let fallback = drain.fallback.as_deref().expect("fallback recorded");
+    assert!(fallback.contains(&silent.id), "{fallback}");
+    assert_ne!(drain.strategy, "fewest-in-flight");
+    assert_eq!(r.outcome, Outcome::Completed, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_minimum_nothing_changes() {
+    let w = World::new("atmin", &[0]).await;
+    let r = handle(w.alarm(3), &w.aws, &w.settings, deadline())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Skipped, "{r:#?}");
+    assert_eq!(w.service().await.0, 1);
+    w.check_settled().await.unwrap();
+}
+
+/// EC2 mode: a capacity group of two instances in the cluster, one with a task
+/// on it, and the scale-down's port told about the group.
+async fn with_capacity(
+    w: &mut World,
+    min_size: i32,
+) -> (aws_sdk_autoscaling::Client, String, Vec<String>) {
+    let conf = test_support::moto::shared().sdk_config().await;
+    let asg = aws_sdk_autoscaling::Client::new(&conf);
+    let group = format!("{}-capacity", w.cluster);
+    asg.create_launch_configuration()
+        .launch_configuration_name(&group)
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .launch_configuration_name(&group)
+        .min_size(min_size)
+        .max_size(4)
+        .desired_capacity(2)
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .unwrap();
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = out.auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect();
+    let mut cis = Vec::new();
+    for id in &ids {
+        let doc = serde_json::json!({"instanceId": id}).to_string();
+        let ci = w
+            .ecs
+            .register_container_instance()
+            .cluster(&w.cluster)
+            .instance_identity_document(doc)
+            .send()
+            .await
+            .unwrap();
+        cis.push(
+            ci.container_instance()
+                .unwrap()
+                .container_instance_arn()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // A bridge-mode task (not the service's) keeps the first instance busy.
+    w.ecs
+        .register_task_definition()
+        .family("sidecar")
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Bridge)
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("x")
+                .image("x")
+                .cpu(128)
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    w.ecs
+        .start_task()
+        .cluster(&w.cluster)
+        .task_definition("sidecar")
+        .container_instances(&cis[0])
+        .send()
+        .await
+        .unwrap();
+    w.aws.capacity = Some(Capacity {
+        asg: AutoScaling::from_client(asg.clone()),
+        group: group.clone(),
+        min_age_s: 0,
+    });
+    (asg, group, ids)
+}
+
+/// One scale-in in EC2 mode with a group of `min_size`..4 (2 instances):
+/// the capacity step, then the group's desired capacity and instances, and
+/// the instance ids in launch order (the first one has a task).
+async fn scale_in_on_ec2(
+    name: &str,
+    min_size: i32,
+) -> (Step, Option<i32>, Vec<String>, Vec<String>) {
+    let mut w = World::new(name, &[0, 0]).await;
+    let (asg, group, ids) = with_capacity(&mut w, min_size).await;
+    let r = handle(w.alarm(4), &w.aws, &w.settings, deadline())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Completed, "{r:#?}");
+    w.check_settled().await.unwrap();
+    let step = r
+        .steps
+        .iter()
+        .find(|s| s.name == "capacity_scale_in")
+        .expect("capacity step")
+        .clone();
+    let g = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group)
+        .send()
+        .await
+        .unwrap();
+    let g = &g.auto_scaling_groups()[0];
+    let left = g
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    (step, g.desired_capacity(), left, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_mode_gives_back_the_instance_left_empty_never_one_with_tasks() {
+    let (step, desired, left, ids) = scale_in_on_ec2("capacity", 1).await;
+    assert!(step.ok && step.detail.contains(&ids[1]), "{step:?}");
+    assert_eq!(desired, Some(1));
+    assert_eq!(left, ids[..1], "the busy instance stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_mode_keeps_the_group_at_its_minimum() {
+    let (step, desired, left, ids) = scale_in_on_ec2("capmin", 2).await;
+    assert!(step.detail.contains("minimum"), "{step:?}");
+    assert_eq!((desired, left), (Some(2), ids));
+}
