@@ -54,17 +54,10 @@ impl FakeTask {
                     }
                     let (index, fault) =
                         calls.on_call(&format!("task:{} {}", req.method, req.path));
-                    match fault {
-                        Some(Fault::Hang) => {
-                            tokio::time::sleep(Duration::from_secs(30)).await;
-                            return;
-                        }
-                        Some(Fault::Error) => {
-                            let _ = write_response(&mut s, 500, &[], b"injected").await;
-                            calls.answered(index);
-                            return;
-                        }
-                        None => {}
+                    if fault == Some(Fault::Error) {
+                        let _ = write_response(&mut s, 500, &[], b"injected").await;
+                        calls.answered(index);
+                        return;
                     }
                     let body = {
                         let mut st = state.lock().unwrap();
@@ -86,6 +79,11 @@ impl FakeTask {
                         serde_json::json!({"draining": st.draining, "in_flight": st.in_flight})
                             .to_string()
                     };
+                    if fault == Some(Fault::Hang) {
+                        // It took effect; the caller times out.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
                     let headers = [("Content-Type".to_string(), "application/json".to_string())];
                     let _ = write_response(&mut s, 200, &headers, body.as_bytes()).await;
                     calls.answered(index);

@@ -10,14 +10,16 @@ pub enum Fault {
     /// Answer with a server error (AWS: 500 ServerException / InternalFailure;
     /// task: HTTP 500).
     Error,
-    /// Never answer: the caller's timeout fires.
+    /// Let the call take effect, then never answer: the caller's timeout fires
+    /// without knowing whether it happened (for a write, it did).
     Hang,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     log: Vec<String>,
-    fault_at: Option<(usize, Fault)>,
+    /// (operation, its occurrence counted from 0, fault)
+    fault_on: Option<(String, usize, Fault)>,
     crash_after: Option<usize>,
 }
 
@@ -34,9 +36,10 @@ impl Calls {
     pub fn on_call(&self, op: &str) -> (usize, Option<Fault>) {
         let mut g = self.inner.lock().unwrap();
         let i = g.log.len();
+        let seen = g.log.iter().filter(|o| *o == op).count();
         g.log.push(op.to_string());
-        match g.fault_at {
-            Some((at, f)) if at == i => (i, Some(f)),
+        match &g.fault_on {
+            Some((o, n, f)) if o == op && *n == seen => (i, Some(*f)),
             _ => (i, None),
         }
     }
@@ -58,9 +61,9 @@ impl Calls {
         self.inner.lock().unwrap().log.clone()
     }
 
-    /// Plans a fault at call `index` (counted from the start of the log).
-    pub fn fault_at(&self, index: usize, fault: Fault) {
-        self.inner.lock().unwrap().fault_at = Some((index, fault));
+    /// Plans a fault at the `nth` (from 0) call of `op` from the start of the log.
+    pub fn fault_on(&self, op: &str, nth: usize, fault: Fault) {
+        self.inner.lock().unwrap().fault_on = Some((op.to_string(), nth, fault));
     }
 
     /// Plans a crash right after call `index` was answered.
@@ -71,7 +74,7 @@ impl Calls {
     /// No fault, no crash from now on.
     pub fn clear_plan(&self) {
         let mut g = self.inner.lock().unwrap();
-        g.fault_at = None;
+        g.fault_on = None;
         g.crash_after = None;
     }
 }

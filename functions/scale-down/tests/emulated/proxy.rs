@@ -60,10 +60,7 @@ async fn serve(
     let op = operation(&req);
     let (index, fault) = calls.on_call(&op);
     match fault {
-        Some(Fault::Hang) => {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            return Ok(());
-        }
+        Some(Fault::Hang) | None => {}
         Some(Fault::Error) => {
             let (headers, body) = if op.starts_with("ecs:") {
                 (
@@ -85,7 +82,6 @@ async fn serve(
             calls.answered(index);
             return Ok(());
         }
-        None => {}
     }
     let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap();
     let mut fwd = http.request(method, format!("{upstream}{}", req.path));
@@ -110,6 +106,11 @@ async fn serve(
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
         .collect();
     let body = resp.bytes().await.map_err(std::io::Error::other)?;
+    if fault == Some(Fault::Hang) {
+        // It happened upstream; the caller never learns so.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return Ok(());
+    }
     write_response(&mut s, status, &headers, &body).await?;
     calls.answered(index);
     Ok(())
