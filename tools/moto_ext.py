@@ -21,6 +21,12 @@ Extra endpoints for the harness (under /moto-ext/, JSON):
   POST /moto-ext/task-status            {"task": ARN, "lastStatus": ..,
                                         "desiredStatus": ..} moves a task the
                                         way the ECS agent would
+  POST /moto-ext/service-counts         {"cluster", "service", "running",
+                                        "pending"} sets the service's counts the
+                                        way the ECS scheduler would; the PRIMARY
+                                        deployment's rollout becomes COMPLETED
+                                        once running reaches desired (moto
+                                        leaves it IN_PROGRESS forever)
 
 Usage: moto_ext.py [--host 127.0.0.1] [--port 5000]
 """
@@ -201,6 +207,8 @@ def _ext_app(inner):
             body, status = _default_network(request.args.get("region", "us-east-1")), 200
         elif path == "/moto-ext/task-status" and request.method == "POST":
             body, status = _set_task_status(json.loads(request.get_data() or b"{}"))
+        elif path == "/moto-ext/service-counts" and request.method == "POST":
+            body, status = _set_service_counts(json.loads(request.get_data() or b"{}"))
         else:
             body, status = {"error": f"no such endpoint {request.method} {path}"}, 404
         return Response(json.dumps(body), status=status, content_type="application/json")(environ, start_response)
@@ -236,6 +244,27 @@ def _set_task_status(req):
                 task.stopped_reason = req["stoppedReason"]
             return {"taskArn": arn, "lastStatus": task.last_status, "desiredStatus": task.desired_status}, 200
     return {"error": f"no task {arn}"}, 404
+
+
+def _set_service_counts(req):
+    cluster = req.get("cluster", "default").split("/")[-1]
+    name = req.get("service", "").split("/")[-1]
+    running, pending = int(req.get("running", 0)), int(req.get("pending", 0))
+    for backend in _all_backends(ecs_backends):
+        service = backend.services.get(f"{cluster}:{name}")
+        if service is None:
+            continue
+        service.running_count, service.pending_count = running, pending
+        for deployment in service.deployments:
+            if deployment.get("status") != "PRIMARY":
+                continue
+            deployment["runningCount"], deployment["pendingCount"] = running, pending
+            # Like ECS: steady state once; later desired-count changes keep it COMPLETED.
+            if running >= service.desired_count and pending == 0:
+                deployment["rolloutState"] = "COMPLETED"
+                deployment["rolloutStateReason"] = f"ECS deployment {deployment['id']} completed."
+        return {"service": name, "runningCount": running, "pendingCount": pending}, 200
+    return {"error": f"no service {cluster}/{name}"}, 404
 
 
 def main(argv=None):

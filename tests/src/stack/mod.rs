@@ -12,9 +12,11 @@
 //! ```
 
 pub mod alarms;
+pub mod lambda;
 pub mod metadata;
 pub mod proxy;
 pub mod runner;
+pub mod runtime_api;
 
 use anyhow::Context;
 use aws_sdk_ecs::types::{
@@ -24,6 +26,7 @@ use aws_sdk_ecs::types::{
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 use test_support::moto::Moto;
 
+pub use lambda::Lambdas;
 pub use proxy::Proxy;
 pub use runner::{LiveTask, Runner};
 
@@ -196,6 +199,22 @@ impl Stack {
     pub async fn start_runner(&self, moto: &'static Moto) -> anyhow::Result<Runner> {
         Runner::start(self.clone(), moto).await
     }
+}
+
+/// A debug binary of the workspace (`target/debug/<name>`, or under
+/// `CARGO_TARGET_DIR`), or an error saying how to build it (`make test` builds
+/// every binary the stack runs first, through TEST_PREREQS in mk/stack.mk).
+pub fn workspace_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| test_support::paths::repo_root().join("target"));
+    let bin = target.join("debug").join(name);
+    anyhow::ensure!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p {name}` (make test does)",
+        bin.display()
+    );
+    Ok(bin)
 }
 
 /// The loopback twin of an emulated task IP (`10.0.1.7` -> `127.0.1.7`).

@@ -31,9 +31,10 @@ const TICK: Duration = Duration::from_millis(300);
 pub const METRICS_INTERVAL_S: u32 = 1;
 /// The tasks' `STRESS_TOKEN`: lets the demo burn CPU (`POST /api/stress`).
 pub const STRESS_TOKEN: &str = "local-stack-stress-token";
-/// CPU burns one task runs at once (`STRESS_MAX_CONCURRENT`): more than the
-/// cores, so a burning task shows high CPU on a busy machine too.
-pub const STRESS_MAX_CONCURRENT: u32 = 8;
+/// CPU burns one task runs at once (`STRESS_MAX_CONCURRENT`): enough for
+/// the demo to hold more requests in flight than the template's in-flight
+/// alarm threshold (a burn is a request in flight for its whole duration).
+pub const STRESS_MAX_CONCURRENT: u32 = 64;
 
 /// One task the runner started and that is serving.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,8 @@ pub struct Runner {
     loop_task: Option<tokio::task::JoinHandle<()>>,
     _metadata: Arc<Metadata>,
     log_dir: PathBuf,
+    /// Removes `log_dir` even when the runner is never dropped (a static stack).
+    _log_guard: test_support::guard::DirGuard,
 }
 
 struct Ctx {
@@ -126,6 +129,7 @@ impl Runner {
             shared,
             loop_task: Some(loop_task),
             _metadata: metadata,
+            _log_guard: test_support::guard::DirGuard::new(&log_dir)?,
             log_dir,
         })
     }
@@ -207,6 +211,9 @@ impl Ctx {
     async fn reconcile(&self) -> anyhow::Result<()> {
         let desired = usize::try_from(self.stack.desired().await?).unwrap_or(0);
         let live = self.shared.live.lock().expect("live tasks").len();
+        // The scheduler's counts, as DescribeServices shows them on ECS.
+        self.moto
+            .set_service_counts(CLUSTER, SERVICE, live, desired.saturating_sub(live))?;
         if live < desired {
             self.start_task().await
         } else if live > desired {
@@ -339,14 +346,23 @@ impl Ctx {
         let Proc { task, mut process } = proc;
         self.shared
             .note(format!("stopping task {} (SIGTERM)", task.id));
-        self.stack
+        // ECS deregisters a stopping task's target; scale-down usually did
+        // already, and moto then answers InvalidTarget: the task must still stop.
+        let dereg = self
+            .stack
             .elb
             .deregister_targets()
             .target_group_arn(&self.stack.target_group)
             .targets(target(&task.ip))
             .send()
-            .await
-            .context("deregister_targets")?;
+            .await;
+        if let Err(e) = dereg {
+            let e = aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(e).to_string();
+            if !e.contains("InvalidTarget") {
+                self.shared
+                    .note(format!("deregister_targets {}: {e}", task.id));
+            }
+        }
         self.moto
             .set_task_status(&task.arn, Some("DEACTIVATING"), Some("STOPPED"))?;
         let _ = process.signal(Signal::SIGTERM);
@@ -398,16 +414,5 @@ async fn wait_healthy(url: &str, id: &str, process: &mut Guarded) -> anyhow::Res
 /// The workspace's debug visits-api binary (`cargo build -p visits-api`;
 /// `make test` builds it first through TEST_PREREQS).
 pub fn api_binary() -> anyhow::Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| test_support::paths::repo_root().join("target"));
-    let bin = target.join("debug/visits-api");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        bail!(
-            "{} is missing: run `cargo build -p visits-api` (make test does)",
-            bin.display()
-        )
-    }
+    super::workspace_binary("visits-api")
 }

@@ -209,3 +209,32 @@ impl std::fmt::Debug for Guarded {
             .finish()
     }
 }
+
+/// Removes a scratch directory when dropped *or* when the test binary exits by
+/// any means (a `static` stack never drops): a guarded `sleep` whose guard
+/// owns the directory.
+#[derive(Debug)]
+pub struct DirGuard {
+    _sleeper: Guarded,
+}
+
+impl DirGuard {
+    /// Guards `dir` (created by the caller, e.g. with [`crate::scratch_dir`]).
+    pub fn new(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("2147483647");
+        let opts = GuardOpts {
+            grace_s: 1,
+            cleanup_dir: Some(dir.to_path_buf()),
+            ..GuardOpts::default()
+        };
+        let sleeper = Guarded::spawn(
+            &format!("cleanup of {}", dir.display()),
+            &cmd,
+            opts,
+            Stdio::null(),
+            Stdio::null(),
+        )?;
+        Ok(Self { _sleeper: sleeper })
+    }
+}

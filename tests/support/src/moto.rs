@@ -235,6 +235,27 @@ impl Moto {
         Ok(())
     }
 
+    /// Sets an ECS service's running/pending counts the way the scheduler
+    /// would; its PRIMARY deployment's rollout becomes `COMPLETED` once
+    /// running reaches desired (moto alone leaves it `IN_PROGRESS`).
+    pub fn set_service_counts(
+        &self,
+        cluster: &str,
+        service: &str,
+        running: usize,
+        pending: usize,
+    ) -> anyhow::Result<()> {
+        let body =
+            json!({"cluster": cluster, "service": service, "running": running, "pending": pending});
+        http::json(
+            "POST",
+            &format!("{}/moto-ext/service-counts", self.endpoint()),
+            Some(&body.to_string()),
+        )
+        .with_context(|| format!("set counts of {service}"))?;
+        Ok(())
+    }
+
     /// An SDK config pointed at this emulator: test credentials, us-east-1,
     /// and one attempt per call (the SDK retries 5xx, which would hide
     /// emulator errors and slow tests down).

@@ -1,0 +1,351 @@
+//! End to end on the local stack: alarm payloads (exactly the shapes in
+//! events/, entering their state now) go to the REAL function binaries under
+//! cargo-lambda's runtime emulator; they act on the emulated service through
+//! the real SDK; the task runner starts and stops real visits-api processes;
+//! HAProxy follows the target group, so clients see what an ALB's would.
+
+mod stack;
+
+use std::time::Duration;
+
+use e2e::loadgen::{self, Mode, Scenario};
+use e2e::stack::lambda::FUNCTIONS;
+use e2e::stack::proxy::SlotState;
+use e2e::stack::{ADMIN_TOKEN, TASK_PORT};
+use scaling::report::Outcome;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use stack::{alarm_event, health, ids_behind_proxy, run, TASKS_TIMEOUT};
+
+const CPU_HIGH: &str = "scale-up-cpu-high-alarm.json";
+const CPU_LOW: &str = "scale-down-alarm.json";
+
+/// 1. Scale-out: alarm -> scale-up -> desired 2 -> a second process serves
+///    through the proxy.
+#[test]
+fn scale_out_second_task_serves_through_the_proxy() {
+    run(|env| async move {
+        let first = env.reset(1).await.remove(0);
+        let done = env.invoke("scale-up", &alarm_event(CPU_HIGH)).await;
+        let report = done.report().expect("scale-up report");
+        assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+        assert_eq!(env.stack.desired().await.unwrap(), 2);
+        let tasks = env
+            .runner
+            .wait_for_tasks(2, TASKS_TIMEOUT)
+            .await
+            .expect("a second task");
+        env.wait_ready(2).await;
+        let second = tasks.iter().find(|t| t.arn != first.arn).expect("new task");
+        let seen = ids_behind_proxy(env, 8).await;
+        assert!(
+            seen.contains(&second.id) && seen.contains(&first.id),
+            "both tasks serve through the proxy: {seen:?}\n{}",
+            env.story()
+        );
+        println!(
+            "figure: scale-up invocation (runtime emulator round trip) {:?}; function steps: {:?}",
+            done.elapsed,
+            report
+                .steps
+                .iter()
+                .map(|s| format!("{} {} ms", s.name, s.duration_ms))
+                .collect::<Vec<_>>()
+        );
+    });
+}
+
+/// 2. Scale-in under continuous load through the proxy: the victim is
+///    deregistered and drained before it stops; 0 failed requests.
+#[test]
+fn scale_in_under_load_fails_no_request() {
+    run(|env| async move {
+        let before = env.reset(2).await;
+        let load = tokio::spawn(loadgen::run(loadgen::Config {
+            base_url: env.proxy.url(),
+            scenario: Scenario::Steady,
+            mode: Mode::Concurrency(4),
+            duration: Duration::from_secs(25),
+            max_requests: 200_000,
+            timeout: Duration::from_secs(20),
+            progress: false,
+        }));
+        // Load on both tasks before the episode starts.
+        env.eventually("load on both tasks", Duration::from_secs(30), || async {
+            env.proxy
+                .servers()
+                .iter()
+                .filter(|s| s.state == SlotState::Ready && s.total > 5)
+                .count()
+                == 2
+        })
+        .await;
+        let done = env.invoke("scale-down", &alarm_event(CPU_LOW)).await;
+        let report = done.report().expect("scale-down report");
+        assert_eq!(
+            report.outcome,
+            Outcome::Completed,
+            "{report:#?}\n{}",
+            env.story()
+        );
+        assert!(
+            !load.is_finished(),
+            "the episode ended after the load: no proof"
+        );
+        let summary = load.await.expect("loadgen task").expect("loadgen run");
+        assert_eq!(env.stack.desired().await.unwrap(), 1);
+        let after = env.runner.wait_for_tasks(1, TASKS_TIMEOUT).await.unwrap();
+        let victim = before
+            .iter()
+            .find(|t| t.arn != after[0].arn)
+            .expect("one task went");
+        let target = format!("{}:{TASK_PORT}", victim.ip);
+        let events: Vec<String> = env.proxy.events().into_iter().map(|e| e.what).collect();
+        let drained = events
+            .iter()
+            .rposition(|e| e.contains("DRAIN") && e.contains(&target));
+        assert!(drained.is_some(), "the proxy drained {target}: {events:#?}");
+        let (status, _) = health(&victim.url).await;
+        assert_eq!(status, 0, "the victim's process is gone");
+        let drain = report.drain.clone().expect("drain summary");
+        println!(
+            "figures: requests {} failed {} ({:?}); episode {} ms, of which drain {} ms; latency {:?}",
+            summary.requests,
+            summary.failed,
+            summary.errors,
+            report.duration_ms,
+            drain.drain_ms,
+            summary.latency_ms
+        );
+        assert!(summary.requests > 50, "load was sent: {summary:?}");
+        assert_eq!(
+            summary.failed,
+            0,
+            "no failed request across the scale-in: {:?}\n{}",
+            summary.errors,
+            env.story()
+        );
+    });
+}
+
+/// 3. Notification: notify, given scale-up's result as a Lambda destination
+///    record, publishes to the topic with the expected subject.
+#[test]
+fn notify_publishes_the_scale_out_with_its_subject() {
+    run(|env| async move {
+        env.reset(1).await;
+        let event = alarm_event(CPU_HIGH);
+        let done = env.invoke("scale-up", &event).await;
+        let report = done.result.clone().expect("scale-up report");
+        assert_eq!(report["outcome"], "completed", "{report:#}");
+        let record = json!({
+            "version": "1.0",
+            "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            "requestContext": {
+                "requestId": "e2e-notify-1",
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:visits-scale-up:$LATEST",
+                "condition": "Success",
+                "approximateInvokeCount": 1
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+            "responsePayload": report,
+        });
+        let sent_before = env.moto.sns_messages().unwrap().len();
+        let done = env.invoke("notify", &record).await;
+        assert!(done.result.is_ok(), "notify: {:?}", done.result);
+        let messages = env.moto.sns_messages().unwrap();
+        let new: Vec<&Value> = messages[sent_before..]
+            .iter()
+            .filter(|m| m["topic_arn"] == env.stack.topic_arn.as_str())
+            .collect();
+        assert_eq!(new.len(), 1, "one message on the topic: {messages:#?}");
+        let subject = new[0]["subject"].as_str().unwrap_or_default();
+        assert!(
+            subject.starts_with("[visits-api] scaled out 1->2"),
+            "subject: {subject:?}"
+        );
+        let body = new[0]["message"].as_str().unwrap_or_default();
+        assert!(
+            body.contains("visits-api-cpu-high"),
+            "body names the alarm: {body}"
+        );
+        println!("notification: {subject}\n{body}");
+    });
+}
+
+/// 4. Idempotency: the same alarm payload delivered twice is one episode.
+#[test]
+fn duplicate_alarm_delivery_is_one_episode() {
+    run(|env| async move {
+        env.reset(1).await;
+        let event = alarm_event(CPU_HIGH);
+        let first = env.invoke("scale-up", &event).await.report().unwrap();
+        let again = env.invoke("scale-up", &event).await.report().unwrap();
+        assert_eq!(first.outcome, Outcome::Completed, "{first:#?}");
+        assert_eq!(again.outcome, Outcome::Skipped, "{again:#?}");
+        assert_eq!(env.stack.desired().await.unwrap(), 2, "one +1, not two");
+        env.runner.wait_for_tasks(2, TASKS_TIMEOUT).await.unwrap();
+        println!("second delivery: {}", again.outcome_reason);
+    });
+}
+
+/// 5. Bad input: a malformed event gets a clear non-retryable error from
+///    every function, and nothing changes.
+#[test]
+fn malformed_events_get_a_clear_error_and_change_nothing() {
+    run(|env| async move {
+        env.reset(1).await;
+        let tags = env.tags().await;
+        let sent = env.moto.sns_messages().unwrap().len();
+        let mut truncated = alarm_event(CPU_HIGH);
+        truncated["alarmData"]["state"] = Value::Null;
+        for payload in [json!({"hello": "world"}), json!([1, 2]), truncated] {
+            for function in FUNCTIONS {
+                let done = env.invoke(function, &payload).await;
+                if function == "notify" {
+                    // notify answers events it does not know with an explicit
+                    // "ignored" (EventBridge rules may route it more than it
+                    // handles); it must still not publish or ask for a retry.
+                    if let Ok(v) = &done.result {
+                        assert_eq!(v["action"], "ignored", "notify on {payload}: {v}");
+                        continue;
+                    }
+                }
+                let err = done
+                    .result
+                    .expect_err(&format!("{function} accepted {payload}"));
+                assert!(
+                    err.error_type.contains("NonRetryable") || err.error_type.contains("BadEvent"),
+                    "{function}: error type says not to retry: {err}"
+                );
+                assert!(
+                    err.error_message.len() > 10,
+                    "{function}: a message that says what is wrong: {err}"
+                );
+            }
+        }
+        assert_eq!(env.stack.desired().await.unwrap(), 1);
+        assert_eq!(env.tags().await, tags, "service tags unchanged");
+        assert_eq!(
+            env.moto.sns_messages().unwrap().len(),
+            sent,
+            "nothing published"
+        );
+        assert_eq!(env.runner.tasks().len(), 1);
+    });
+}
+
+/// 6. Drain cancelled: a scale-out that arrives while the victim drains
+///    cancels the scale-in; the task is registered again and keeps serving.
+#[test]
+fn scale_out_during_a_drain_cancels_it_and_the_task_keeps_serving() {
+    run(|env| async move {
+        let tasks = env.reset(2).await;
+        // One slow upload in flight on each task keeps whichever is chosen draining.
+        let mut slow = Vec::new();
+        for t in &tasks {
+            slow.push(slow_request(&t.ip).await);
+        }
+        for t in &tasks {
+            let url = t.url.clone();
+            env.eventually("slow request in flight", Duration::from_secs(20), || {
+                let url = url.clone();
+                async move { in_flight(&url).await >= 1 }
+            })
+            .await;
+        }
+        let scale_down = {
+            let event = alarm_event(CPU_LOW);
+            tokio::spawn(async move { env.invoke("scale-down", &event).await })
+        };
+        env.eventually("a slot draining", Duration::from_secs(60), || async {
+            env.proxy
+                .servers()
+                .iter()
+                .any(|s| s.state == SlotState::Draining)
+        })
+        .await;
+        let victim_target = env
+            .proxy
+            .servers()
+            .into_iter()
+            .find(|s| s.state == SlotState::Draining)
+            .and_then(|s| s.target)
+            .expect("draining slot");
+        let victim = tasks
+            .iter()
+            .find(|t| victim_target.starts_with(&format!("{}:", t.ip)))
+            .expect("victim task")
+            .clone();
+        let up = env.invoke("scale-up", &alarm_event(CPU_HIGH)).await;
+        let up = up.report().expect("scale-up report");
+        let down = scale_down.await.expect("scale-down task");
+        let down = down.report().expect("scale-down report");
+        drop(slow);
+        assert_eq!(
+            down.outcome,
+            Outcome::Cancelled,
+            "scale-down: {down:#?}\nscale-up: {up:#?}\n{}",
+            env.story()
+        );
+        assert!(env.stack.desired().await.unwrap() >= 2);
+        assert!(
+            env.runner.tasks().iter().any(|t| t.arn == victim.arn),
+            "the victim still runs"
+        );
+        let (status, body) = health(&victim.url).await;
+        assert_eq!(status, 200, "the victim left drain mode: {body}");
+        env.proxy
+            .wait_until("the victim ready again", TASKS_TIMEOUT, |s| {
+                s.iter().any(|s| {
+                    s.target.as_deref() == Some(victim_target.as_str())
+                        && s.state == SlotState::Ready
+                })
+            })
+            .await
+            .unwrap();
+        let seen = ids_behind_proxy(env, 12).await;
+        assert!(
+            seen.contains(&victim.id),
+            "the victim serves through the proxy again: {seen:?}\n{}",
+            env.story()
+        );
+        println!(
+            "scale-up: {:?} {}; scale-down: {:?} {}",
+            up.outcome, up.outcome_reason, down.outcome, down.outcome_reason
+        );
+    });
+}
+
+/// A request whose body never comes: the task counts it in flight until the
+/// connection closes (dropping the stream).
+async fn slow_request(ip: &str) -> TcpStream {
+    let twin = e2e::stack::loopback_twin(ip).expect("10.x task IP");
+    let mut conn = TcpStream::connect((twin.as_str(), TASK_PORT))
+        .await
+        .expect("connect to the task");
+    let head = format!(
+        "POST /api/visit HTTP/1.1\r\nHost: {twin}\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{{"
+    );
+    conn.write_all(head.as_bytes()).await.expect("send head");
+    conn
+}
+
+/// The task's in-flight count from `GET /admin/drain`.
+async fn in_flight(url: &str) -> u64 {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/admin/drain"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => r
+            .json::<Value>()
+            .await
+            .map_or(0, |v| v["in_flight"].as_u64().unwrap_or(0)),
+        Err(_) => 0,
+    }
+}
