@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 /// A configuration problem, named after the variable that caused it.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,11 @@ pub struct Config {
     /// `PORT` (default 8080); 0 picks a free port (tests).
     pub port: u16,
     /// `DATABASE_URL`, or `DB_HOST`/`DB_PORT`/`DB_NAME`/`DB_USER`/`DB_PASSWORD` as ECS injects them
-    /// from the RDS-managed secret.
+    /// from the RDS-managed secret. TLS: `DB_SSLMODE` (`disable`, `prefer`, `require`,
+    /// `verify-ca`, `verify-full`, as libpq; default the URL's `sslmode`, else `prefer`) and
+    /// `DB_SSLROOTCERT` (a PEM CA bundle, e.g. the RDS one, for the `verify-*` modes). RDS for
+    /// PostgreSQL 15+ refuses plain connections (`rds.force_ssl`): `prefer` and `require` encrypt
+    /// without checking the certificate; `verify-full` with the RDS bundle also checks it.
     pub db: PgConnectOptions,
     /// `DB_POOL_MAX` (default 10): connections per task; RDS max_connections / max tasks bounds it.
     pub pool_max: u32,
@@ -212,6 +216,29 @@ fn db_options<F: Fn(&str) -> Option<String>>(
             .username(&env.req("DB_USER")?)
             .password(&env.opt("DB_PASSWORD").unwrap_or_default())
     };
+    let opts =
+        match env.opt("DB_SSLMODE") {
+            None => opts,
+            Some(mode) => opts.ssl_mode(mode.trim().parse::<PgSslMode>().map_err(|_| {
+                ConfigError::Invalid {
+                    var: "DB_SSLMODE",
+                    value: mode.clone(),
+                    reason: "must be disable, allow, prefer, require, verify-ca or verify-full"
+                        .into(),
+                }
+            })?),
+        };
+    let opts = match env.opt("DB_SSLROOTCERT") {
+        None => opts,
+        Some(path) if std::path::Path::new(&path).is_file() => opts.ssl_root_cert(path),
+        Some(path) => {
+            return Err(ConfigError::Invalid {
+                var: "DB_SSLROOTCERT",
+                value: path,
+                reason: "no such file".into(),
+            })
+        }
+    };
     Ok(opts.application_name("visits-api"))
 }
 
@@ -276,6 +303,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(out_of_range.contains("DB_POOL_MAX"), "{out_of_range}");
+    }
+
+    #[test]
+    fn tls_settings() {
+        let url = "postgres://u@localhost/db?sslmode=require";
+        let c = config(&[("DATABASE_URL", url)]).unwrap();
+        assert!(matches!(c.db.get_ssl_mode(), PgSslMode::Require));
+        let c = config(&[("DATABASE_URL", url), ("DB_SSLMODE", "verify-full")]).unwrap();
+        assert!(matches!(c.db.get_ssl_mode(), PgSslMode::VerifyFull));
+        let c = config(&[("DATABASE_URL", "postgres://u@localhost/db")]).unwrap();
+        assert!(matches!(c.db.get_ssl_mode(), PgSslMode::Prefer));
+        let bad = config(&[("DATABASE_URL", url), ("DB_SSLMODE", "always")])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("DB_SSLMODE"), "{bad}");
+        let missing = config(&[
+            ("DATABASE_URL", url),
+            ("DB_SSLROOTCERT", "/nonexistent/rds-bundle.pem"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(missing.contains("DB_SSLROOTCERT"), "{missing}");
     }
 
     #[test]

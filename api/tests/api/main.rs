@@ -7,5 +7,6 @@ mod helpers;
 mod outage;
 mod process;
 mod stress;
+mod tls;
 mod total;
 mod visits;
