@@ -536,6 +536,10 @@ impl<'a, P: Port> Episode<'a, P> {
             match port.task(&id).await {
                 Ok(None) => break,
                 Ok(Some(t)) if t.is_stopped() => break,
+                // Still serving: a scale-out that raised desired after we
+                // lowered it (it read the marker before Lowering) means ECS
+                // will never stop the victim. Keep it instead of timing out.
+                Ok(Some(t)) if t.is_running() => self.check_raised().await?,
                 _ => {}
             }
             if port.now_unix() >= give_up {
@@ -563,6 +567,26 @@ impl<'a, P: Port> Episode<'a, P> {
         Ok(())
     }
 
+    /// During the wait for STOPPED, with the victim still RUNNING: desired
+    /// above `from - 1` or a cancel request means a scale-out overtook the
+    /// lowering, so roll back (the task is kept). Read errors just wait on.
+    async fn check_raised(&mut self) -> Result<(), Stop> {
+        let Ok(svc) = self.port.service().await else {
+            return Ok(());
+        };
+        let lowered = self.marker.from - 1;
+        if svc.desired > lowered || marker::cancel_requested(&svc.tags, &self.marker.episode_id) {
+            return Err(Stop::Rollback(
+                Outcome::Cancelled,
+                format!(
+                    "a scale-out raised desired to {} after it was lowered to {lowered}: the task is kept",
+                    svc.desired
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Undo: re-register the victim's targets (while it still runs), leave drain
     /// mode, release every protection, drop the marker. Any failure leaves the
     /// marker at RollingBack for the next invocation.
@@ -580,7 +604,7 @@ impl<'a, P: Port> Episode<'a, P> {
             .timed("describe_victim", port.task(&id))
             .await
             .map_err(|e| e.to_string())?;
-        if let Some(v) = victim.filter(|t| t.is_running()) {
+        if let Some(v) = victim.clone().filter(|t| t.is_running()) {
             let svc = self
                 .timed("describe_service", port.service())
                 .await
@@ -597,6 +621,25 @@ impl<'a, P: Port> Episode<'a, P> {
                 .await
                 .map_err(|e| format!("task {id} is still in drain mode: {e}"))?;
             self.rollback_actions.push("left drain mode".into());
+        } else if let Some(v) = victim {
+            // ECS is stopping it after all (e.g. it raced an earlier attempt of
+            // this rollback): a target re-registered then must not outlive it.
+            let svc = self
+                .timed("describe_service", port.service())
+                .await
+                .map_err(|e| e.to_string())?;
+            for t in targets_of(&v, &svc) {
+                let state = port.target_state(&t).await.map_err(|e| e.to_string())?;
+                if state != TargetState::Absent {
+                    self.timed("deregister_target", port.deregister(&t))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    self.rollback_actions.push(format!(
+                        "deregistered stopping task's target {}:{}",
+                        t.id, t.port
+                    ));
+                }
+            }
         }
         let n = self
             .timed("release_protection", release_all(port))

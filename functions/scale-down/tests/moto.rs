@@ -228,3 +228,81 @@ async fn ec2_mode_keeps_the_group_at_its_minimum() {
     assert!(step.detail.contains("minimum"), "{step:?}");
     assert_eq!((desired, left), (Some(2), ids));
 }
+
+/// What scale-up does on a scale-out (as seen by scale-down): desired set to
+/// `to` (computed from what it read earlier) and, for an episode in a
+/// cancellable phase when it read, the cancel request.
+async fn scale_out(w: &World, to: i32, cancel: bool) {
+    let (_, tags) = w.service().await;
+    w.ecs
+        .update_service()
+        .cluster(&w.cluster)
+        .service(emulated::SERVICE)
+        .desired_count(to)
+        .send()
+        .await
+        .unwrap();
+    let state = scaling::episode::EpisodeState::from_tags(&tags);
+    if let (true, Some(ep)) = (cancel, state.scale_in.as_ref()) {
+        let arn = scaling::aws::ecs::Ecs::from_client(w.ecs.clone())
+            .describe_service(&w.cluster, emulated::SERVICE)
+            .await
+            .unwrap()
+            .arn;
+        w.ecs
+            .tag_resource()
+            .resource_arn(arn)
+            .tags(
+                aws_sdk_ecs::types::Tag::builder()
+                    .key(scaling::episode::CANCEL)
+                    .value(&ep.id)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// A scale-out lands right after `op` (its `nth` call) of a scale-down
+/// episode; the episode must end cancelled with the victim kept in service.
+async fn overtaken_after(name: &str, op: &str, nth: usize, cancel: bool) {
+    let w = World::new(name, &[1, 0, 1]).await;
+    let victim = w.live.lock().unwrap()[1].clone();
+    // ECS takes a moment to act on a lower desired count: the scale-out lands first.
+    w.reaction.store(3000, std::sync::atomic::Ordering::Relaxed);
+    w.calls.notify_after(op, nth);
+    let hook = w.calls.crash.clone();
+    let episode = handle(w.alarm(6), &w.aws, &w.settings, deadline());
+    let scale_up = async {
+        hook.notified().await;
+        scale_out(&w, 4, cancel).await;
+    };
+    let (r, ()) = tokio::join!(episode, scale_up);
+    let r = r.unwrap();
+    assert_eq!(r.outcome, Outcome::Cancelled, "{r:#?}");
+    assert!(w.live.lock().unwrap().iter().any(|t| t.id == victim.id));
+    assert!(
+        w.registered().await.contains(&victim.ip),
+        "victim re-registered"
+    );
+    assert!(
+        !victim.fake.state.lock().unwrap().draining,
+        "victim undrained"
+    );
+    // ECS starts the task the scale-out asked for; then all is settled.
+    w.start_task(0).await;
+    w.check_settled().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_during_the_drain_cancels_it_and_keeps_the_task() {
+    overtaken_after("cancel", "task:POST /admin/drain", 0, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_that_overtakes_the_lowering_still_keeps_the_task() {
+    // Scale-up read the marker before Lowering, raised desired after ours
+    // landed and asked for the cancel: the victim is never stopped by ECS.
+    overtaken_after("overtaken", "ecs:UpdateService", 0, true).await;
+}

@@ -21,6 +21,8 @@ struct Inner {
     /// (operation, its occurrence counted from 0, fault)
     fault_on: Option<(String, usize, Fault)>,
     crash_after: Option<usize>,
+    /// (operation, occurrence): notify once that call was answered.
+    notify_after: Option<(String, usize)>,
 }
 
 /// Every call of a run, in order, plus the planned fault or crash.
@@ -46,9 +48,21 @@ impl Calls {
 
     /// Called once call `index` has been answered: fires the crash if planned.
     pub fn answered(&self, index: usize) {
-        if self.inner.lock().unwrap().crash_after == Some(index) {
+        let g = self.inner.lock().unwrap();
+        let fire = g.crash_after == Some(index)
+            || g.notify_after.as_ref().is_some_and(|(op, nth)| {
+                g.log.get(index) == Some(op)
+                    && g.log[..index].iter().filter(|o| *o == op).count() == *nth
+            });
+        if fire {
             self.crash.notify_one();
         }
+    }
+
+    /// Notifies [`Calls::crash`] once the `nth` call of `op` was answered
+    /// (a hook for something to happen at that moment; nothing is dropped).
+    pub fn notify_after(&self, op: &str, nth: usize) {
+        self.inner.lock().unwrap().notify_after = Some((op.to_string(), nth));
     }
 
     /// The index the next call will get.
@@ -76,5 +90,6 @@ impl Calls {
         let mut g = self.inner.lock().unwrap();
         g.fault_on = None;
         g.crash_after = None;
+        g.notify_after = None;
     }
 }

@@ -57,6 +57,9 @@ pub struct World {
     pub live: Arc<Mutex<Vec<LiveTask>>>,
     /// Tasks the agent stopped, in order.
     pub stopped: Arc<Mutex<Vec<LiveTask>>>,
+    /// How long the agent lets desired stay below the running tasks before
+    /// it stops one (ECS's reaction time; 0 by default).
+    pub reaction: Arc<std::sync::atomic::AtomicU64>,
     subnets: Vec<String>,
     security_groups: Vec<String>,
     agent: tokio::task::JoinHandle<()>,
@@ -193,15 +196,20 @@ impl World {
         settings.deadline_reserve = Duration::ZERO;
         let live = Arc::new(Mutex::new(Vec::new()));
         let stopped = Arc::new(Mutex::new(Vec::new()));
-        let agent = tokio::spawn(agent(
-            ecs.clone(),
-            elb.clone(),
-            cluster.clone(),
-            tg.clone(),
-            port,
-            live.clone(),
-            stopped.clone(),
-        ));
+        let reaction = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let agent = tokio::spawn(
+            Agent {
+                ecs: ecs.clone(),
+                elb: elb.clone(),
+                cluster: cluster.clone(),
+                tg: tg.clone(),
+                port,
+                live: live.clone(),
+                stopped: stopped.clone(),
+                reaction: reaction.clone(),
+            }
+            .run(),
+        );
         let world = World {
             cluster,
             tg,
@@ -213,6 +221,7 @@ impl World {
             settings,
             live,
             stopped,
+            reaction,
             subnets: net.subnets,
             security_groups: net.security_groups,
             agent,
@@ -386,7 +395,7 @@ fn target(ip: &str, port: u16) -> TargetDescription {
 /// Plays ECS: while more tasks run than desired, stop an unprotected one (its
 /// target leaves the group, it reaches STOPPED, its server stops answering).
 /// All protected: wait, as ECS does.
-async fn agent(
+struct Agent {
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     cluster: String,
@@ -394,55 +403,77 @@ async fn agent(
     port: u16,
     live: Arc<Mutex<Vec<LiveTask>>>,
     stopped: Arc<Mutex<Vec<LiveTask>>>,
-) {
-    let svc = Ecs::from_client(ecs.clone());
-    loop {
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        let Ok(s) = svc.describe_service(&cluster, SERVICE).await else {
-            continue;
-        };
-        let tasks = live.lock().unwrap().clone();
-        if tasks.len() as i32 <= s.desired {
-            continue;
-        }
-        let arns: Vec<String> = tasks.iter().map(|t| t.arn.clone()).collect();
-        let Ok(prot) = ecs
-            .get_task_protection()
-            .cluster(&cluster)
-            .set_tasks(Some(arns))
-            .send()
+    reaction: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Agent {
+    async fn run(self) {
+        let Agent {
+            ecs,
+            elb,
+            cluster,
+            tg,
+            port,
+            live,
+            stopped,
+            reaction,
+        } = self;
+        let svc = Ecs::from_client(ecs.clone());
+        let mut over_since: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let Ok(s) = svc.describe_service(&cluster, SERVICE).await else {
+                continue;
+            };
+            let tasks = live.lock().unwrap().clone();
+            if tasks.len() as i32 <= s.desired {
+                over_since = None;
+                continue;
+            }
+            let since = *over_since.get_or_insert_with(tokio::time::Instant::now);
+            let wait = Duration::from_millis(reaction.load(std::sync::atomic::Ordering::Relaxed));
+            if since.elapsed() < wait {
+                continue;
+            }
+            let arns: Vec<String> = tasks.iter().map(|t| t.arn.clone()).collect();
+            let Ok(prot) = ecs
+                .get_task_protection()
+                .cluster(&cluster)
+                .set_tasks(Some(arns))
+                .send()
+                .await
+            else {
+                continue;
+            };
+            let protected: Vec<&str> = prot
+                .protected_tasks()
+                .iter()
+                .filter(|p| p.protection_enabled())
+                .filter_map(|p| p.task_arn())
+                .collect();
+            let Some(victim) = tasks
+                .iter()
+                .rev()
+                .find(|t| !protected.contains(&t.arn.as_str()))
+            else {
+                continue;
+            };
+            let _ = elb
+                .deregister_targets()
+                .target_group_arn(&tg)
+                .targets(target(&victim.ip, port))
+                .send()
+                .await;
+            let arn = victim.arn.clone();
+            tokio::task::spawn_blocking(move || {
+                moto::shared().set_task_status(&arn, Some("STOPPED"), Some("STOPPED"))
+            })
             .await
-        else {
-            continue;
-        };
-        let protected: Vec<&str> = prot
-            .protected_tasks()
-            .iter()
-            .filter(|p| p.protection_enabled())
-            .filter_map(|p| p.task_arn())
-            .collect();
-        let Some(victim) = tasks
-            .iter()
-            .rev()
-            .find(|t| !protected.contains(&t.arn.as_str()))
-        else {
-            continue;
-        };
-        let _ = elb
-            .deregister_targets()
-            .target_group_arn(&tg)
-            .targets(target(&victim.ip, port))
-            .send()
-            .await;
-        let arn = victim.arn.clone();
-        tokio::task::spawn_blocking(move || {
-            moto::shared().set_task_status(&arn, Some("STOPPED"), Some("STOPPED"))
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        victim.fake.state.lock().unwrap().stopped = true;
-        live.lock().unwrap().retain(|t| t.arn != victim.arn);
-        stopped.lock().unwrap().push(victim.clone());
+            .unwrap()
+            .unwrap();
+            victim.fake.state.lock().unwrap().stopped = true;
+            live.lock().unwrap().retain(|t| t.arn != victim.arn);
+            stopped.lock().unwrap().push(victim.clone());
+        }
     }
 }
