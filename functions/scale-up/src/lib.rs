@@ -283,6 +283,11 @@ async fn read_state(
 
 /// Invariant 2's hook: ask an active, cancellable scale-in episode to stop.
 /// A failure is recorded as a failed step; the scale-out itself stands.
+/// Returns the note for the report.
+///
+/// The marker was read before our UpdateService; scale-down may have moved
+/// past its last cancel check since. So the marker is read again after the
+/// cancel is written, and the note says what the cancel can still do.
 async fn cancel_hook(
     ep: &mut Episode<'_>,
     service: &ServiceInfo,
@@ -295,14 +300,31 @@ async fn cancel_hook(
     )
     .await;
     ep.steps.push(step);
-    res.ok().flatten()
+    let id = res.ok().flatten()?;
+    let c = &ep.deps.config;
+    let reread = ep.deps.ecs.describe_service(&c.cluster, &c.service);
+    let (now, step) = timed("reread_marker", reread).await;
+    ep.steps.push(step);
+    let asked = format!("asked scale-in episode {id} to cancel");
+    let phase = now.map(|s| EpisodeState::from_tags(&s.tags).scale_in);
+    let note = match phase {
+        Ok(Some(e)) if e.id == id && e.phase.is_cancellable() => {
+            format!("{asked} and keep its task")
+        }
+        Ok(Some(e)) if e.id == id => format!(
+            "{asked}, but it had already reached {}: it keeps its task only if its \
+             victim has not stopped yet (it rolls back when it sees desired raised)",
+            e.phase
+        ),
+        Ok(_) => format!("{asked}, but it had already ended"),
+        Err(e) => format!("{asked} (could not read its marker again: {e})"),
+    };
+    Some(note)
 }
 
-fn note_cancel(report: &mut Report, cancelled: Option<String>) {
-    if let Some(id) = cancelled {
-        report.outcome_reason.push_str(&format!(
-            "; asked scale-in episode {id} to cancel and keep its task"
-        ));
+fn note_cancel(report: &mut Report, note: Option<String>) {
+    if let Some(note) = note {
+        report.outcome_reason.push_str(&format!("; {note}"));
     }
 }
 
