@@ -26,6 +26,7 @@
 pub mod emf;
 pub mod eval;
 pub mod payload;
+pub mod query;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -35,13 +36,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic as CwStat};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 use emf::{EmfRecord, EmfTail};
-use eval::{Comparison, Evaluator, State, Statistic};
+use eval::{Evaluator, State};
 use payload::StateRecord;
+use query::CloudWatchQuery;
 use template::AlarmDef;
 
 /// The future an invoker returns: the function's JSON result, or its error.
@@ -107,6 +108,8 @@ pub enum DriverEvent {
     Invoked {
         alarm: String,
         function: String,
+        /// The payload it was invoked with (a destination record carries it).
+        payload: Value,
         result: Result<Value, String>,
         took: Duration,
     },
@@ -164,7 +167,7 @@ impl AlarmDriver {
     pub async fn start(
         defs: Vec<AlarmDef>,
         log_dir: PathBuf,
-        cw: aws_sdk_cloudwatch::Client,
+        cw: CloudWatchQuery,
         invoke: Invoker,
         opts: DriverOpts,
         events: UnboundedSender<DriverEvent>,
@@ -173,7 +176,17 @@ impl AlarmDriver {
         let mut watched = Vec::new();
         let mut not_evaluated = Vec::new();
         for def in defs {
-            put_alarm(&cw, &def, &opts).await?;
+            let actions: Vec<String> = def
+                .actions
+                .iter()
+                .map(|f| {
+                    format!(
+                        "arn:aws:lambda:{}:{}:function:{f}",
+                        opts.region, opts.account
+                    )
+                })
+                .collect();
+            cw.put_metric_alarm(&def, &actions).await?;
             match local_field(&def) {
                 Some(field) => {
                     let period = opts.local_period(&def);
@@ -227,7 +240,7 @@ impl AlarmDriver {
 
 async fn evaluate(
     w: &mut Watched,
-    cw: &aws_sdk_cloudwatch::Client,
+    cw: &CloudWatchQuery,
     invoke: &Invoker,
     opts: &DriverOpts,
     events: &UnboundedSender<DriverEvent>,
@@ -247,19 +260,10 @@ async fn evaluate(
     let state = payload::state_record(&w.def, &tr, &note);
     let previous = std::mem::replace(&mut w.last, state.clone());
     let set = cw
-        .set_alarm_state()
-        .alarm_name(&w.def.name)
-        .state_value(StateValue::from(state.state.as_str()))
-        .state_reason(&state.reason)
-        .state_reason_data(&state.reason_data)
-        .send()
+        .set_alarm_state(&w.def.name, state.state, &state.reason, &state.reason_data)
         .await;
     if let Err(e) = set {
-        let _ = events.send(DriverEvent::Error(format!(
-            "SetAlarmState {}: {}",
-            w.def.name,
-            aws_sdk_cloudwatch::error::DisplayErrorContext(e)
-        )));
+        let _ = events.send(DriverEvent::Error(format!("{e:#}")));
     }
     let _ = events.send(DriverEvent::StateChange {
         alarm: w.def.name.clone(),
@@ -288,90 +292,17 @@ async fn evaluate(
                 payload: payload.clone(),
                 at,
             });
-            let result = invoke(function.clone(), payload)
+            let result = invoke(function.clone(), payload.clone())
                 .await
                 .map_err(|e| format!("{e:#}"));
             let _ = events.send(DriverEvent::Invoked {
                 alarm,
                 function,
+                payload,
                 result,
                 took: at.elapsed(),
             });
         });
-    }
-}
-
-/// `PutMetricAlarm` with the template's settings and the functions' ARNs.
-async fn put_alarm(
-    cw: &aws_sdk_cloudwatch::Client,
-    def: &AlarmDef,
-    opts: &DriverOpts,
-) -> anyhow::Result<()> {
-    let r = &def.rule;
-    let comparison = match r.comparison {
-        Comparison::Greater => ComparisonOperator::GreaterThanThreshold,
-        Comparison::GreaterOrEqual => ComparisonOperator::GreaterThanOrEqualToThreshold,
-        Comparison::Less => ComparisonOperator::LessThanThreshold,
-        Comparison::LessOrEqual => ComparisonOperator::LessThanOrEqualToThreshold,
-    };
-    let stat = match r.statistic {
-        Statistic::Average => CwStat::Average,
-        Statistic::Sum => CwStat::Sum,
-        Statistic::Minimum => CwStat::Minimum,
-        Statistic::Maximum => CwStat::Maximum,
-        Statistic::SampleCount => CwStat::SampleCount,
-    };
-    let dims: Vec<Dimension> = def
-        .dimensions
-        .iter()
-        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
-        .collect();
-    let actions: Vec<String> = def
-        .actions
-        .iter()
-        .map(|f| {
-            format!(
-                "arn:aws:lambda:{}:{}:function:{f}",
-                opts.region, opts.account
-            )
-        })
-        .collect();
-    cw.put_metric_alarm()
-        .alarm_name(&def.name)
-        .namespace(&def.namespace)
-        .metric_name(&def.metric)
-        .set_dimensions(Some(dims))
-        .statistic(stat)
-        .comparison_operator(comparison)
-        .threshold(r.threshold)
-        .period(r.period_s as i32)
-        .evaluation_periods(r.evaluation_periods as i32)
-        .datapoints_to_alarm(r.datapoints_to_alarm as i32)
-        .treat_missing_data(format!("{:?}", r.missing).to_lowercase_first())
-        .set_alarm_actions(Some(actions))
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "PutMetricAlarm {}: {}",
-                def.name,
-                aws_sdk_cloudwatch::error::DisplayErrorContext(e)
-            )
-        })?;
-    Ok(())
-}
-
-trait LowerFirst {
-    fn to_lowercase_first(&self) -> String;
-}
-
-impl LowerFirst for String {
-    /// `NotBreaching` -> `notBreaching`, as CloudWatch spells the treatments.
-    fn to_lowercase_first(&self) -> String {
-        let mut c = self.chars();
-        c.next()
-            .map(|f| f.to_lowercase().chain(c).collect())
-            .unwrap_or_default()
     }
 }
 
@@ -394,6 +325,7 @@ pub fn latest_by_task(records: &[EmfRecord], field: &str) -> BTreeMap<String, f6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eval::MissingData;
 
     fn def(ns: &str, metric: &str) -> AlarmDef {
         AlarmDef {
@@ -403,9 +335,9 @@ mod tests {
             metric: metric.into(),
             dimensions: [("ServiceName".to_string(), "visits-api".to_string())].into(),
             rule: eval::Rule {
-                comparison: Comparison::Greater,
+                comparison: eval::Comparison::Greater,
                 threshold: 1.0,
-                statistic: Statistic::Average,
+                statistic: eval::Statistic::Average,
                 period_s: 60,
                 evaluation_periods: 1,
                 datapoints_to_alarm: 1,
@@ -462,9 +394,6 @@ mod tests {
         assert_eq!(opts.local_period(&d), Duration::from_secs(6));
         d.rule.period_s = 5;
         assert_eq!(opts.local_period(&d), Duration::from_secs(1));
-        assert_eq!(
-            "NotBreaching".to_string().to_lowercase_first(),
-            "notBreaching"
-        );
+        assert_eq!(MissingData::NotBreaching.as_str(), "notBreaching");
     }
 }

@@ -12,11 +12,14 @@
 //! ```
 
 pub mod alarms;
+pub mod demo;
+pub mod demo_load;
 pub mod lambda;
 pub mod metadata;
 pub mod proxy;
 pub mod runner;
 pub mod runtime_api;
+pub mod timeline;
 
 use anyhow::Context;
 use aws_sdk_ecs::types::{

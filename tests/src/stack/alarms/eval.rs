@@ -39,6 +39,18 @@ pub enum MissingData {
     NotBreaching,
 }
 
+impl MissingData {
+    /// CloudWatch's spelling (`TreatMissingData`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Ignore => "ignore",
+            Self::Breaching => "breaching",
+            Self::NotBreaching => "notBreaching",
+        }
+    }
+}
+
 /// An alarm state, as CloudWatch names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
