@@ -3,7 +3,7 @@
 //! summary.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -134,6 +134,7 @@ struct Shared {
     sent: AtomicU64,
     ok: AtomicU64,
     in_flight: AtomicU64,
+    stop: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -146,9 +147,10 @@ impl Shared {
             .or_default() += 1;
     }
 
-    /// Claims one request from the budget; false once it is spent.
+    /// Claims one request from the budget; false once it is spent or the run is stopped.
     fn claim(&self) -> bool {
-        self.sent.fetch_add(1, Ordering::SeqCst) < self.config.max_requests
+        !self.stop.load(Ordering::SeqCst)
+            && self.sent.fetch_add(1, Ordering::SeqCst) < self.config.max_requests
     }
 
     async fn one(&self, seq: u64) {
@@ -186,7 +188,13 @@ impl Shared {
 
 /// Runs the load and returns its summary. Bounded by the duration and the
 /// request budget; refuses non-loopback targets.
-pub async fn run(mut config: Config) -> anyhow::Result<Summary> {
+pub async fn run(config: Config) -> anyhow::Result<Summary> {
+    run_until(config, Arc::default()).await
+}
+
+/// [`run`], ending early once `stop` is set (requests in flight still finish
+/// and count): tests keep the load up exactly as long as an episode lasts.
+pub async fn run_until(mut config: Config, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     require_loopback(&config.base_url)?;
     config.duration = config.duration.min(MAX_DURATION);
     config.max_requests = config.max_requests.min(MAX_REQUESTS);
@@ -202,6 +210,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<Summary> {
         sent: AtomicU64::new(0),
         ok: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
+        stop,
         config: config.clone(),
     });
     let started = Instant::now();
@@ -276,7 +285,7 @@ async fn closed_loop(shared: &Arc<Shared>, workers: u32, started: Instant, deadl
         let s = shared.clone();
         tasks.spawn(async move {
             let mut seq = u64::from(id);
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && !s.stop.load(Ordering::SeqCst) {
                 // Worker `id` is active while the scenario's load covers it.
                 let factor = load_factor(s.config.scenario, started.elapsed(), s.config.duration);
                 let active = (f64::from(workers) * factor.min(1.0)).ceil() as u32;

@@ -6,6 +6,8 @@
 
 mod stack;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::loadgen::{self, Mode, Scenario};
@@ -63,15 +65,18 @@ fn scale_out_second_task_serves_through_the_proxy() {
 fn scale_in_under_load_fails_no_request() {
     run(|env| async move {
         let before = env.reset(2).await;
-        let load = tokio::spawn(loadgen::run(loadgen::Config {
+        // Bounded at 5 min; stopped a moment after the episode ends.
+        let stop = Arc::new(AtomicBool::new(false));
+        let config = loadgen::Config {
             base_url: env.proxy.url(),
             scenario: Scenario::Steady,
             mode: Mode::Concurrency(4),
-            duration: Duration::from_secs(25),
-            max_requests: 200_000,
+            duration: Duration::from_secs(300),
+            max_requests: 1_000_000,
             timeout: Duration::from_secs(20),
             progress: false,
-        }));
+        };
+        let load = tokio::spawn(loadgen::run_until(config, stop.clone()));
         // Load on both tasks before the episode starts.
         env.eventually("load on both tasks", Duration::from_secs(30), || async {
             env.proxy
@@ -92,8 +97,12 @@ fn scale_in_under_load_fails_no_request() {
         );
         assert!(
             !load.is_finished(),
-            "the episode ended after the load: no proof"
+            "the load ended before the episode: no proof"
         );
+        // Traffic keeps flowing to the remaining task after the victim stopped.
+        env.runner.wait_for_tasks(1, TASKS_TIMEOUT).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::SeqCst);
         let summary = load.await.expect("loadgen task").expect("loadgen run");
         assert_eq!(env.stack.desired().await.unwrap(), 1);
         let after = env.runner.wait_for_tasks(1, TASKS_TIMEOUT).await.unwrap();
