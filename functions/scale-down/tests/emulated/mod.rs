@@ -31,6 +31,8 @@ use std::time::Duration;
 use test_support::moto;
 
 pub const SERVICE: &str = "visits-api";
+/// The bearer token the port sends to the tasks' drain control.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// One task ECS (the agent) still runs.
 #[derive(Debug, Clone)]
@@ -177,7 +179,7 @@ impl World {
             Elb::new(&proxied),
             Protection::new(proxied_ecs, &cluster, 15),
             AdminClient::new(
-                None,
+                Some(ADMIN_TOKEN.into()),
                 Some(IpRewrite {
                     from: "10.".into(),
                     to: "127.".into(),
@@ -232,9 +234,9 @@ impl World {
         world
     }
 
-    /// run_task like the service scheduler, a fake drain control on its twin,
-    /// and its target registered.
-    pub async fn start_task(&self, in_flight: u64) -> LiveTask {
+    /// run_task like the service scheduler; returns the task ARN and its
+    /// emulated IP (nothing serves on it yet, and it is not registered).
+    pub async fn launch(&self) -> (String, String) {
         let out = self
             .ecs
             .run_task()
@@ -257,15 +259,27 @@ impl World {
             .and_then(|d| d.value())
             .expect("awsvpc task IP")
             .to_string();
-        let addr = format!("{}:{}", twin(&ip), self.port).parse().unwrap();
-        let fake = FakeTask::start(addr, in_flight, self.calls.clone()).await;
+        (arn, ip)
+    }
+
+    /// RegisterTargets for a task IP on the world's port.
+    pub async fn register(&self, ip: &str) {
         self.elb
             .register_targets()
             .target_group_arn(&self.tg)
-            .targets(target(&ip, self.port))
+            .targets(target(ip, self.port))
             .send()
             .await
             .unwrap();
+    }
+
+    /// A task with a fake drain control on its twin, registered, that the
+    /// agent stops when desired drops.
+    pub async fn start_task(&self, in_flight: u64) -> LiveTask {
+        let (arn, ip) = self.launch().await;
+        let addr = format!("{}:{}", twin(&ip), self.port).parse().unwrap();
+        let fake = FakeTask::start(addr, in_flight, self.calls.clone()).await;
+        self.register(&ip).await;
         let task = LiveTask {
             id: arn.rsplit('/').next().unwrap().to_string(),
             arn,
