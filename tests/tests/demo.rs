@@ -223,10 +223,10 @@ fn the_loop_runs_with_no_failed_request_and_leaves_nothing_behind() {
     }
     let failed = out
         .lines()
-        .find_map(|l| l.trim_start().strip_prefix("failed requests"))
+        .find_map(|l| l.trim_start().strip_prefix("failed across the scale-in"))
         .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no 'failed requests' in the summary:\n{out}"));
-    assert_eq!(failed, "0", "failed requests across the loop:\n{out}");
+        .unwrap_or_else(|| panic!("no 'failed across the scale-in' in the summary:\n{out}"));
+    assert_eq!(failed, "0", "failed requests across the scale-in:\n{out}");
     assert!(
         !seen.dirs.is_empty(),
         "the demo made no scratch dir?\n{out}"

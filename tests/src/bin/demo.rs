@@ -173,5 +173,5 @@ async fn run(args: &Args, tl: Arc<Timeline>) -> anyhow::Result<bool> {
     drop(lambdas);
     drop(proxy);
     runner.shutdown().await;
-    Ok(summary.looped() && summary.load.failed == 0 && summary.errors.is_empty())
+    Ok(summary.passed())
 }

@@ -23,7 +23,7 @@ use super::alarms::emf::EmfRecord;
 use super::alarms::eval::State;
 use super::alarms::query::CloudWatchQuery;
 use super::alarms::{self, AlarmDriver, DriverEvent, DriverOpts, Invoker};
-use super::demo_load::{Burner, Totals, Visits};
+use super::demo_load::{self, Burner, Totals, Visits};
 use super::runner::{METRICS_INTERVAL_S, STRESS_MAX_CONCURRENT, STRESS_TOKEN};
 use super::timeline::{strip_runner_time, Source, Timeline};
 use super::{Proxy, Runner, Stack};
@@ -90,8 +90,10 @@ pub fn burners_for(defs: &[alarms::template::AlarmDef]) -> u32 {
 /// What the demo measured.
 #[derive(Debug, Clone, Default)]
 pub struct DemoSummary {
-    /// The visits load through the proxy.
+    /// The visits load through the proxy, the whole run.
     pub load: Totals,
+    /// The part of it sent from the scale-out onwards: across the scale-in.
+    pub load_scale_in: Totals,
     /// CPU burns sent and failed.
     pub burns: (u64, u64),
     /// The completed scale-up's invocation -> second task serving, s.
@@ -123,31 +125,43 @@ impl DemoSummary {
         done(FunctionKind::ScaleUp) && done(FunctionKind::ScaleDown)
     }
 
+    /// The loop ran, no request failed across the scale-in, nothing else failed.
+    pub fn passed(&self) -> bool {
+        self.looped() && self.load_scale_in.failed == 0 && self.errors.is_empty()
+    }
+
     /// The summary block printed at the end.
     pub fn render(&self) -> String {
         let s = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.1} s"));
         let ms = |v: Option<u64>| v.map_or("—".into(), |v| format!("{v} ms"));
-        let errors = if self.load.errors.is_empty() {
-            String::new()
-        } else {
-            format!(" {:?}", self.load.errors)
+        let kinds = |t: &Totals| {
+            if t.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" {:?}", t.errors)
+            }
         };
         let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
         format!(
             "SUMMARY\n\
-             requests sent (visits via the proxy)       {}\n\
-             failed requests                            {}{errors}   (target 0: {})\n\
+             requests sent (visits via the proxy)       {} ({} from the scale-out on)\n\
+             failed while overloaded, before scale-out  {}{}\n\
+             failed across the scale-in                 {}{}   (target 0: {})\n\
              worst p99 of a 5 s load segment            {:.1} ms\n\
              CPU burns sent / failed                    {} / {}\n\
              scale-out: invocation -> 2nd task serves   {}\n\
              scale-in: invocation -> task stopped       {}\n\
-             alarm invocation -> UpdateService sent     {}   (function side incl. emulator calls; target <= 50 ms: {})\n\
+             alarm invocation -> UpdateService sent     {}   (function side, emulator calls included; target <= 50 ms: {})\n\
              scale-in episode beyond the drain          {}   (target <= 2 s: {}; the drain itself {})\n\
              reports / emails                           {} / {}\n\
              errors                                     {}",
             self.load.requests,
-            self.load.failed,
-            verdict(self.load.failed == 0),
+            self.load_scale_in.requests,
+            self.load.failed - self.load_scale_in.failed,
+            kinds(&self.load),
+            self.load_scale_in.failed,
+            kinds(&self.load_scale_in),
+            verdict(self.load_scale_in.failed == 0),
             self.load.worst_p99_ms,
             self.burns.0,
             self.burns.1,
@@ -281,6 +295,7 @@ pub async fn run(
                 if let Some(b) = burner.take() {
                     summary.burns = b.stop();
                 }
+                visits.next_part();
                 tl.log(Source::Load, "load falls: CPU burns stop (visits go on)");
                 phase = Phase::Low;
                 phase_started = Instant::now();
@@ -316,7 +331,9 @@ pub async fn run(
         Source::Load,
         "stopping the visits (after the current 5 s segment)",
     );
-    summary.load = visits.stop().await?;
+    let parts = visits.stop().await?;
+    summary.load = demo_load::sum(&parts);
+    summary.load_scale_in = demo_load::sum(parts.get(1..).unwrap_or_default());
     // The last notifications (bounded: an emulator that hangs ends the wait).
     let _ = tokio::time::timeout(Duration::from_secs(60), async {
         while seen.notifies.join_next().await.is_some() {}

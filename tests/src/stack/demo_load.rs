@@ -23,10 +23,29 @@ pub struct Totals {
     pub worst_p99_ms: f64,
 }
 
-/// Visits at a constant rate through `base_url` until stopped.
+impl Totals {
+    fn add(&mut self, summary: loadgen::Summary) {
+        self.requests += summary.requests;
+        self.ok += summary.ok;
+        self.failed += summary.failed;
+        for (k, v) in summary.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.worst_p99_ms = self
+            .worst_p99_ms
+            .max(summary.latency_ms.get("p99").copied().unwrap_or(0.0));
+    }
+}
+
+/// Visits at a constant rate through `base_url` until stopped. The run is
+/// split in parts ([`Visits::next_part`]): each segment counts in the part
+/// that was current when it started, so a part's totals cover exactly the
+/// requests sent after it began (give or take the segment in progress).
 pub struct Visits {
     stop: Arc<AtomicBool>,
-    totals: Arc<Mutex<Totals>>,
+    part: Arc<AtomicU64>,
+    /// Totals per part.
+    totals: Arc<Mutex<Vec<Totals>>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -34,10 +53,12 @@ impl Visits {
     /// Starts sending `rate` visits per second to `base_url` (loopback only).
     pub fn start(base_url: String, rate: f64) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let totals = Arc::new(Mutex::new(Totals::default()));
-        let (s, t) = (stop.clone(), totals.clone());
+        let part = Arc::new(AtomicU64::new(0));
+        let totals = Arc::new(Mutex::new(vec![Totals::default()]));
+        let (s, p, t) = (stop.clone(), part.clone(), totals.clone());
         let task = tokio::spawn(async move {
             while !s.load(Ordering::SeqCst) {
+                let current = p.load(Ordering::SeqCst) as usize;
                 let summary = loadgen::run(loadgen::Config {
                     base_url: base_url.clone(),
                     scenario: Scenario::Steady,
@@ -49,34 +70,51 @@ impl Visits {
                 })
                 .await?;
                 let mut t = t.lock().expect("load totals");
-                t.requests += summary.requests;
-                t.ok += summary.ok;
-                t.failed += summary.failed;
-                for (k, v) in summary.errors {
-                    *t.errors.entry(k).or_default() += v;
+                if t.len() <= current {
+                    t.resize(current + 1, Totals::default());
                 }
-                t.worst_p99_ms = t
-                    .worst_p99_ms
-                    .max(summary.latency_ms.get("p99").copied().unwrap_or(0.0));
+                t[current].add(summary);
             }
             Ok(())
         });
-        Self { stop, totals, task }
+        Self {
+            stop,
+            part,
+            totals,
+            task,
+        }
     }
 
-    /// Totals so far.
-    pub fn totals(&self) -> Totals {
-        self.totals.lock().expect("load totals").clone()
+    /// Starts a new part: segments starting from now count in it.
+    pub fn next_part(&self) {
+        self.part.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Stops after the current segment and returns the totals.
-    pub async fn stop(self) -> anyhow::Result<Totals> {
+    /// Stops after the current segment; returns the totals per part.
+    pub async fn stop(self) -> anyhow::Result<Vec<Totals>> {
         self.stop.store(true, Ordering::SeqCst);
+        let parts = self.part.load(Ordering::SeqCst) as usize + 1;
         let totals = self.totals.clone();
         self.task.await??;
-        let t = totals.lock().expect("load totals").clone();
+        let mut t = totals.lock().expect("load totals").clone();
+        t.resize(parts.max(t.len()), Totals::default());
         Ok(t)
     }
+}
+
+/// The sum of several parts' totals.
+pub fn sum(parts: &[Totals]) -> Totals {
+    let mut all = Totals::default();
+    for p in parts {
+        all.requests += p.requests;
+        all.ok += p.ok;
+        all.failed += p.failed;
+        for (k, v) in &p.errors {
+            *all.errors.entry(k.clone()).or_default() += v;
+        }
+        all.worst_p99_ms = all.worst_p99_ms.max(p.worst_p99_ms);
+    }
+    all
 }
 
 /// Keeps `workers` CPU burns running through `base_url` until stopped.
