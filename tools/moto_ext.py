@@ -13,6 +13,15 @@ memory and fails (TypeError, HTTP 500) when a container sets none, which is
 valid on Fargate where only the task level sets cpu/memory (infra/service.yaml
 does exactly that). A missing container memory now counts as 0.
 
+And, for target groups that opt in (`POST /moto-ext/alb-draining`; the local
+stack does, other tests keep moto's behaviour), it gives deregistered targets
+the ALB's `draining` state, which moto skips (it drops a target at once): a
+deregistered target stays `draining` in
+DescribeTargetHealth until the load balancer reports it has no connection
+left (`POST /moto-ext/target-drained`, which the local stack's HAProxy sync
+sends) or the group's deregistration delay has passed, as on AWS. Registering
+it again ends the draining.
+
 Extra endpoints for the harness (under /moto-ext/, JSON):
   GET  /moto-ext/lifecycle-actions      every CompleteLifecycleAction and
                                         RecordLifecycleActionHeartbeat call
@@ -21,6 +30,11 @@ Extra endpoints for the harness (under /moto-ext/, JSON):
   POST /moto-ext/task-status            {"task": ARN, "lastStatus": ..,
                                         "desiredStatus": ..} moves a task the
                                         way the ECS agent would
+  POST /moto-ext/alb-draining           {"targetGroupArn"} deregistered targets
+                                        of this group drain as on an ALB
+  POST /moto-ext/target-drained         {"targetGroupArn", "id"} the load
+                                        balancer has no connection left to a
+                                        draining target: deregistration completes
   POST /moto-ext/service-counts         {"cluster", "service", "running",
                                         "pending"} sets the service's counts the
                                         way the ECS scheduler would; the PRIMARY
@@ -42,6 +56,7 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
@@ -53,6 +68,10 @@ MAX_PROTECTION_MINUTES = 2880
 # The extension's state, per (account, region); cleared on /moto-api/reset.
 _PROTECTION = {}
 _LIFECYCLE_CALLS = {}
+# Deregistered targets still draining: (target group ARN, target id) -> (target dict, until datetime).
+_DRAINING = {}
+# Target groups whose deregistered targets drain (opt-in: the local stack's).
+_ALB_DRAINING_GROUPS = set()
 
 
 def _protection_store(backend):
@@ -177,6 +196,74 @@ def _task_requirements(task_definition):
 
 
 EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(_task_requirements)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _draining(group, target_id):
+    """The draining entry of a target, dropped once its deregistration delay has passed."""
+    key = (group.arn, target_id)
+    entry = _DRAINING.get(key)
+    if entry is not None and entry[1] <= _now():
+        _DRAINING.pop(key, None)
+        return None
+    return entry
+
+
+_moto_deregister = FakeTargetGroup.deregister
+_moto_register = FakeTargetGroup.register
+_moto_health_for = FakeTargetGroup.health_for
+_moto_describe_target_health = ELBv2Backend.describe_target_health
+
+
+def _deregister(self, targets):
+    _moto_deregister(self, targets)  # raises InvalidTarget for one not registered
+    if self.arn not in _ALB_DRAINING_GROUPS:
+        return
+    delay = int(self.attributes.get("deregistration_delay.timeout_seconds", 300))
+    until = _now() + datetime.timedelta(seconds=delay)
+    for target in targets:
+        port = target.get("Port", self.port)
+        _DRAINING[(self.arn, target["Id"])] = ({"Id": target["Id"], "Port": port}, until)
+
+
+def _register(self, targets):
+    _moto_register(self, targets)
+    for target in targets:
+        _DRAINING.pop((self.arn, target["Id"]), None)
+
+
+def _health_for(self, target, ec2_backend):
+    if target["Id"] not in self.targets:
+        entry = _draining(self, target["Id"])
+        if entry is not None:
+            return FakeHealthStatus(
+                target["Id"],
+                entry[0]["Port"],
+                self.health_check_port,
+                "draining",
+                "Target.DeregistrationInProgress",
+                "Target deregistration is in progress",
+            )
+    return _moto_health_for(self, target, ec2_backend)
+
+
+def _describe_target_health(self, target_group_arn, targets):
+    out = _moto_describe_target_health(self, target_group_arn, targets)
+    if not targets:
+        group = self.target_groups[target_group_arn]
+        for (arn, target_id) in list(_DRAINING):
+            if arn == group.arn and target_id not in group.targets and _draining(group, target_id):
+                out.append(group.health_for(_DRAINING[(arn, target_id)][0], self.ec2_backend))
+    return out
+
+
+FakeTargetGroup.deregister = _deregister
+FakeTargetGroup.register = _register
+FakeTargetGroup.health_for = _health_for
+ELBv2Backend.describe_target_health = _describe_target_health
 EC2ContainerServiceResponse.update_task_protection = update_task_protection
 EC2ContainerServiceResponse.get_task_protection = get_task_protection
 AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
@@ -197,6 +284,8 @@ def _ext_app(inner):
         if path == "/moto-api/reset":
             _PROTECTION.clear()
             _LIFECYCLE_CALLS.clear()
+            _DRAINING.clear()
+            _ALB_DRAINING_GROUPS.clear()
         if not path.startswith("/moto-ext/"):
             return inner(environ, start_response)
         request = Request(environ)
@@ -207,6 +296,14 @@ def _ext_app(inner):
             body, status = _default_network(request.args.get("region", "us-east-1")), 200
         elif path == "/moto-ext/task-status" and request.method == "POST":
             body, status = _set_task_status(json.loads(request.get_data() or b"{}"))
+        elif path == "/moto-ext/alb-draining" and request.method == "POST":
+            req = json.loads(request.get_data() or b"{}")
+            _ALB_DRAINING_GROUPS.add(req.get("targetGroupArn"))
+            body, status = {"targetGroupArn": req.get("targetGroupArn")}, 200
+        elif path == "/moto-ext/target-drained" and request.method == "POST":
+            req = json.loads(request.get_data() or b"{}")
+            gone = _DRAINING.pop((req.get("targetGroupArn"), req.get("id")), None)
+            body, status = {"drained": gone is not None}, 200
         elif path == "/moto-ext/service-counts" and request.method == "POST":
             body, status = _set_service_counts(json.loads(request.get_data() or b"{}"))
         else:

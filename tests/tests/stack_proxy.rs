@@ -1,7 +1,8 @@
 //! The local stack's load balancer: HAProxy follows the emulator's target
-//! group. A registered task takes traffic through the proxy; a deregistered
-//! one is drained (no new requests; in flight ones finish: see e2e_scale_in),
-//! then put in maintenance; registered again, it serves again.
+//! group. A registered task takes traffic through the proxy. A deregistered
+//! one is `draining` in the emulator; the proxy drains it (no new requests;
+//! in-flight ones finish: see e2e_loop's scale-in), parks its slot and ends
+//! the deregistration. Registered again, it serves again.
 
 use std::time::Duration;
 
@@ -70,6 +71,21 @@ async fn proxy_follows_the_target_group() {
         })
         .await
         .unwrap();
+    // The proxy reported the drain, so the emulator no longer lists it draining.
+    let listed = stack
+        .elb
+        .describe_target_health()
+        .target_group_arn(&stack.target_group)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .target_health_descriptions()
+            .iter()
+            .all(|d| d.target().and_then(|t| t.id()) != Some(victim.ip.as_str())),
+        "deregistration complete once drained: {listed:?}"
+    );
     let events: Vec<String> = proxy.events().into_iter().map(|e| e.what).collect();
     let drain = events.iter().position(|e| e.contains("DRAIN"));
     let maint = events.iter().position(|e| e.contains("MAINT"));

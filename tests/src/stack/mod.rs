@@ -45,9 +45,10 @@ pub const ADMIN_TOKEN: &str = "local-stack-admin-token";
 /// the loopback twin 127.x.y.z (all of 127/8 is loopback on Linux). The
 /// functions get the same rewrite as `TASK_IP_PREFIX_REWRITE`.
 pub const IP_REWRITE: (&str, &str) = ("10.", "127.");
-/// The target group's deregistration delay here (the template's is 30 s): it
-/// bounds scale-down's drain wait. moto drops a deregistered target at once,
-/// so only a task that keeps requests in flight makes the wait last.
+/// The target group's deregistration delay here (the template's is 30 s): how
+/// long a deregistered target may stay `draining` (the proxy usually ends it
+/// sooner, once it holds no connection to the target), and with scale-down's
+/// margin the bound of its drain wait.
 pub const DEREGISTRATION_DELAY_S: u32 = 20;
 /// The SNS topic notify publishes to (the template's OpsTopic).
 pub const TOPIC: &str = "visits-autoscaler";
@@ -69,13 +70,16 @@ pub struct Stack {
     pub security_groups: Vec<String>,
     /// The operators' SNS topic ARN (`TOPIC_ARN` for notify).
     pub topic_arn: String,
+    /// The emulator's endpoint, for its `/moto-ext/` harness calls.
+    pub endpoint: String,
 }
 
 impl Stack {
     /// Creates cluster `visits`, task definition `visits-api` (awsvpc, port
     /// 8080, Fargate cpu/memory at task level as in infra/service.yaml),
     /// target group `visits-api` (IP targets, deregistration delay
-    /// [`DEREGISTRATION_DELAY_S`]), service `visits-api` at `desired` tasks
+    /// [`DEREGISTRATION_DELAY_S`], draining like an ALB's: see
+    /// [`Moto::enable_alb_draining`]), service `visits-api` at `desired` tasks
     /// behind that target group, and SNS topic [`TOPIC`]. The emulator starts
     /// no task: the runner does.
     pub async fn provision(moto: &Moto, desired: i32) -> anyhow::Result<Self> {
@@ -137,6 +141,8 @@ impl Stack {
             .send()
             .await
             .context("set the deregistration delay")?;
+        // Deregistered targets drain as on the ALB, ended by the proxy (see proxy.rs).
+        moto.enable_alb_draining(&target_group)?;
         let sns = aws_sdk_sns::Client::new(&sdk);
         let topic = sns.create_topic().name(TOPIC).send().await?;
         let topic_arn = topic
@@ -151,6 +157,7 @@ impl Stack {
             subnets: net.subnets,
             security_groups: net.security_groups,
             topic_arn,
+            endpoint: moto.endpoint(),
         };
         stack
             .ecs

@@ -8,7 +8,10 @@
 //!   then `state ready`;
 //! - a target that left the group (deregistered; moto drops it at once) has its
 //!   slot set to `drain`: no new requests, the ones in flight finish;
-//! - a draining slot with no session left goes to `maint` and is free again;
+//! - a draining slot with no session left goes to `maint` and is free again,
+//!   and the proxy tells the emulator (`/moto-ext/target-drained`), which then
+//!   ends the target's `draining` state: that is what scale-down waits for,
+//!   as it waits for the ALB on AWS;
 //! - a draining target registered again (a rolled-back scale-in) is `ready` again.
 //!
 //! This is what makes "stop traffic, then drain" real on the local stack.
@@ -258,7 +261,7 @@ impl Sync {
     }
 
     async fn tick(&mut self) -> anyhow::Result<()> {
-        let registered = self.registered().await?;
+        let (registered, draining) = self.targets().await?;
         let stats = self.stats()?;
         for (i, slot) in self.slots.clone().into_iter().enumerate() {
             let name = slot_name(i);
@@ -282,6 +285,7 @@ impl Sync {
                     let busy = stats.get(&name).is_none_or(|s| s.sessions + s.queued > 0);
                     if !busy {
                         self.set_state(&name, "maint")?;
+                        self.report_drained(&target)?;
                         self.slots[i] = None;
                         self.shared
                             .note(format!("{name} MAINT ({target} drained: 0 in flight)"));
@@ -291,6 +295,10 @@ impl Sync {
             }
         }
         let assigned: BTreeSet<String> = self.slots.iter().flatten().map(|s| s.0.clone()).collect();
+        // Draining targets the proxy holds no connection to are drained already.
+        for target in draining.difference(&assigned) {
+            self.report_drained(target)?;
+        }
         for target in registered.difference(&assigned) {
             let Some(i) = self.slots.iter().position(Option::is_none) else {
                 bail!("no free server slot for {target} (all {SLOTS} in use)");
@@ -311,8 +319,9 @@ impl Sync {
         self.refresh_view()
     }
 
-    /// Targets in the group that should get traffic (`draining` ones do not).
-    async fn registered(&self) -> anyhow::Result<BTreeSet<String>> {
+    /// The group's targets as `ip:port`: those that should get traffic, and
+    /// the deregistered ones still `draining`.
+    async fn targets(&self) -> anyhow::Result<(BTreeSet<String>, BTreeSet<String>)> {
         let out = self
             .stack
             .elb
@@ -321,15 +330,35 @@ impl Sync {
             .send()
             .await
             .context("describe_target_health")?;
-        Ok(out
-            .target_health_descriptions()
-            .iter()
-            .filter(|d| {
-                d.target_health().and_then(|h| h.state()) != Some(&TargetHealthStateEnum::Draining)
-            })
-            .filter_map(|d| d.target())
-            .filter_map(|t| Some(format!("{}:{}", t.id()?, t.port()?)))
-            .collect())
+        let (mut serving, mut draining) = (BTreeSet::new(), BTreeSet::new());
+        for d in out.target_health_descriptions() {
+            let Some(t) = d.target() else { continue };
+            let (Some(id), Some(port)) = (t.id(), t.port()) else {
+                continue;
+            };
+            let state = d.target_health().and_then(|h| h.state());
+            if state == Some(&TargetHealthStateEnum::Draining) {
+                draining.insert(format!("{id}:{port}"));
+            } else {
+                serving.insert(format!("{id}:{port}"));
+            }
+        }
+        Ok((serving, draining))
+    }
+
+    /// Ends a deregistered target's `draining` in the emulator: no connection left.
+    fn report_drained(&self, target: &str) -> anyhow::Result<()> {
+        let id = target.rsplit_once(':').map_or(target, |(ip, _)| ip);
+        let v = test_support::moto::target_drained_at(
+            &self.stack.endpoint,
+            &self.stack.target_group,
+            id,
+        )?;
+        if v["drained"] == true {
+            self.shared
+                .note(format!("{target} drained: deregistration complete"));
+        }
+        Ok(())
     }
 
     fn set_state(&self, name: &str, state: &str) -> anyhow::Result<()> {

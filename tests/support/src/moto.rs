@@ -235,6 +235,28 @@ impl Moto {
         Ok(())
     }
 
+    /// Opts a target group into the ALB's draining: a deregistered target
+    /// stays `draining` until [`Moto::target_drained`] or the group's
+    /// deregistration delay (moto alone drops it at once).
+    pub fn enable_alb_draining(&self, target_group_arn: &str) -> anyhow::Result<()> {
+        let body = json!({"targetGroupArn": target_group_arn});
+        http::json(
+            "POST",
+            &format!("{}/moto-ext/alb-draining", self.endpoint()),
+            Some(&body.to_string()),
+        )?;
+        Ok(())
+    }
+
+    /// Tells the emulator that the load balancer has no connection left to a
+    /// deregistered (draining) target: its deregistration completes, as on
+    /// AWS. Until then, or until the group's deregistration delay has passed,
+    /// DescribeTargetHealth shows it `draining`.
+    pub fn target_drained(&self, target_group_arn: &str, id: &str) -> anyhow::Result<bool> {
+        let v = target_drained_at(&self.endpoint(), target_group_arn, id)?;
+        Ok(v["drained"] == true)
+    }
+
     /// Sets an ECS service's running/pending counts the way the scheduler
     /// would; its PRIMARY deployment's rollout becomes `COMPLETED` once
     /// running reaches desired (moto alone leaves it `IN_PROGRESS`).
@@ -273,6 +295,21 @@ pub struct DefaultNetwork {
     pub subnets: Vec<String>,
     /// The VPC's `default` security group.
     pub security_groups: Vec<String>,
+}
+
+/// [`Moto::target_drained`] for any emulator endpoint (blocking HTTP).
+pub fn target_drained_at(
+    endpoint: &str,
+    target_group_arn: &str,
+    id: &str,
+) -> anyhow::Result<Value> {
+    let body = json!({"targetGroupArn": target_group_arn, "id": id});
+    http::json(
+        "POST",
+        &format!("{endpoint}/moto-ext/target-drained"),
+        Some(&body.to_string()),
+    )
+    .with_context(|| format!("report {id} drained"))
 }
 
 /// [`Moto::sdk_config`] for any endpoint URL.

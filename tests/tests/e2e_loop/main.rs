@@ -116,6 +116,15 @@ fn scale_in_under_load_fails_no_request() {
             .iter()
             .rposition(|e| e.contains("DRAIN") && e.contains(&target));
         assert!(drained.is_some(), "the proxy drained {target}: {events:#?}");
+        // ...and told the emulator, which ended the target's `draining` state
+        // that scale-down waited for (the ALB's part on AWS).
+        let complete = events
+            .iter()
+            .rposition(|e| e.starts_with(&format!("{target} drained")));
+        assert!(
+            matches!((drained, complete), (Some(d), Some(c)) if d < c),
+            "drain, then deregistration complete: {events:#?}"
+        );
         let (status, _) = health(&victim.url).await;
         assert_eq!(status, 0, "the victim's process is gone");
         let drain = report.drain.clone().expect("drain summary");
