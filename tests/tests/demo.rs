@@ -43,8 +43,14 @@ fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-/// Waits for the child to exit, collecting its output; kills it after `timeout`.
-fn finish(child: &mut Child, rx: &mpsc::Receiver<String>, timeout: Duration) -> (i32, String) {
+/// Waits for the child to exit, collecting its output and noting its
+/// processes and dirs in `seen` meanwhile; kills it after `timeout`.
+fn finish(
+    child: &mut Child,
+    rx: &mpsc::Receiver<String>,
+    seen: &mut Seen,
+    timeout: Duration,
+) -> (i32, String) {
     let deadline = Instant::now() + timeout;
     let mut out = String::new();
     loop {
@@ -52,6 +58,7 @@ fn finish(child: &mut Child, rx: &mpsc::Receiver<String>, timeout: Duration) -> 
             out.push_str(&line);
             out.push('\n');
         }
+        seen.note(child.id());
         if let Some(status) = child.try_wait().expect("wait for the demo") {
             // What is left in the pipe.
             while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
@@ -184,31 +191,7 @@ fn the_loop_runs_with_no_failed_request_and_leaves_nothing_behind() {
     let rx = lines(&mut child);
     // Note its processes and dirs while the stack is up, to look for them after.
     let mut seen = Seen::default();
-    let (code, out) = {
-        let deadline = Instant::now() + RUN_TIMEOUT;
-        let mut out = String::new();
-        let code = loop {
-            while let Ok(line) = rx.try_recv() {
-                out.push_str(&line);
-                out.push('\n');
-            }
-            seen.note(pid);
-            if let Some(status) = child.try_wait().expect("wait for the demo") {
-                while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-                break status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the demo did not end within {RUN_TIMEOUT:?}; its output:\n{out}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        (code, out)
-    };
+    let (code, out) = finish(&mut child, &rx, &mut seen, RUN_TIMEOUT);
     assert_eq!(
         code, 0,
         "the demo failed (exit {code}; stderr below the timeline):\n{out}"
@@ -268,7 +251,7 @@ fn ctrl_c_tears_everything_down() {
     seen.note(pid);
     assert!(!seen.dirs.is_empty(), "no scratch dir while up?\n{out}");
     kill(Pid::from_raw(pid as i32), Signal::SIGINT).expect("send SIGINT");
-    let (_, rest) = finish(&mut child, &rx, Duration::from_secs(120));
+    let (_, rest) = finish(&mut child, &rx, &mut seen, Duration::from_secs(120));
     out.push_str(&rest);
     assert!(out.contains("Ctrl-C: tearing down"), "{out}");
     assert_torn_down(pid, &seen, &out);

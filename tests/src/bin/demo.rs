@@ -8,6 +8,7 @@
 //!                   until Ctrl-C (`make demo KEEP=1`)
 //!   --time-scale N  divide the template's alarm periods by N (default 10)
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,10 @@ use e2e::stack::{Proxy, Stack};
 
 /// How long the first task may take to serve (cold start on a busy machine).
 const FIRST_TASK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The scenario's verdict once its summary is out (the exit code after a
+/// Ctrl-C that ends `--keep`).
+static PASSED: AtomicBool = AtomicBool::new(false);
 
 struct Args {
     opts: DemoOpts,
@@ -79,7 +84,8 @@ async fn main() -> std::process::ExitCode {
         r = run(&args, tl.clone()) => r,
         _ = tokio::signal::ctrl_c() => {
             tl.log(Source::Demo, "Ctrl-C: tearing down");
-            Ok(false)
+            // After the summary (KEEP=1), Ctrl-C is the normal way out.
+            Ok(PASSED.load(Ordering::SeqCst))
         }
         _ = term.recv() => {
             tl.log(Source::Demo, "SIGTERM: tearing down");
@@ -151,6 +157,7 @@ async fn run(args: &Args, tl: Arc<Timeline>) -> anyhow::Result<bool> {
     };
     let summary = demo::run(&s, &args.opts, tl.clone()).await?;
     tl.log(Source::Demo, summary.render());
+    PASSED.store(summary.passed(), Ordering::SeqCst);
     if args.keep {
         tl.log(
             Source::Demo,
