@@ -23,6 +23,8 @@ struct Inner {
     crash_after: Option<usize>,
     /// (operation, occurrence): notify once that call was answered.
     notify_after: Option<(String, usize)>,
+    /// When each call (by index) was answered.
+    answered_at: std::collections::BTreeMap<usize, tokio::time::Instant>,
 }
 
 /// Every call of a run, in order, plus the planned fault or crash.
@@ -48,7 +50,8 @@ impl Calls {
 
     /// Called once call `index` has been answered: fires the crash if planned.
     pub fn answered(&self, index: usize) {
-        let g = self.inner.lock().unwrap();
+        let mut g = self.inner.lock().unwrap();
+        g.answered_at.insert(index, tokio::time::Instant::now());
         let fire = g.crash_after == Some(index)
             || g.notify_after.as_ref().is_some_and(|(op, nth)| {
                 g.log.get(index) == Some(op)
@@ -68,6 +71,19 @@ impl Calls {
     /// The index the next call will get.
     pub fn next_index(&self) -> usize {
         self.inner.lock().unwrap().log.len()
+    }
+
+    /// When the `nth` call of `op` was answered, if it was.
+    pub fn answered_at(&self, op: &str, nth: usize) -> Option<tokio::time::Instant> {
+        let g = self.inner.lock().unwrap();
+        let index = g
+            .log
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| *o == op)
+            .nth(nth)?
+            .0;
+        g.answered_at.get(&index).copied()
     }
 
     /// The calls so far.

@@ -6,6 +6,7 @@
 //! when desired drops below the running tasks it stops an unprotected one.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod fake_task;
 pub mod faults;
 pub mod proxy;

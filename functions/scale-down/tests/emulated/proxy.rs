@@ -29,9 +29,25 @@ pub fn operation(req: &Request) -> String {
     format!("{service}:{}", field("Action"))
 }
 
+/// A task call's name in the log: `task:POST /admin/drain` (as the fake tasks log them).
+pub fn task_call(req: &Request) -> String {
+    let path = req.path.split('?').next().unwrap_or_default();
+    format!("task:{} {path}", req.method)
+}
+
 /// Starts the proxy in front of `upstream` (`http://127.0.0.1:PORT`); returns its endpoint.
 pub async fn start(upstream: String, calls: Calls) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on("127.0.0.1:0", upstream, calls, operation).await
+}
+
+/// The proxy on `listen`, naming each call with `name`.
+pub async fn start_on(
+    listen: &str,
+    upstream: String,
+    calls: Calls,
+    name: fn(&Request) -> String,
+) -> String {
+    let listener = TcpListener::bind(listen).await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     tokio::spawn(async move {
@@ -41,7 +57,7 @@ pub async fn start(upstream: String, calls: Calls) -> String {
             };
             let (upstream, calls, http) = (upstream.clone(), calls.clone(), http.clone());
             tokio::spawn(async move {
-                let _ = serve(stream, &upstream, &calls, &http).await;
+                let _ = serve(stream, &upstream, &calls, &http, name).await;
             });
         }
     });
@@ -53,11 +69,12 @@ async fn serve(
     upstream: &str,
     calls: &Calls,
     http: &reqwest::Client,
+    name: fn(&Request) -> String,
 ) -> std::io::Result<()> {
     let Some(req) = read_request(&mut s).await? else {
         return Ok(());
     };
-    let op = operation(&req);
+    let op = name(&req);
     let (index, fault) = calls.on_call(&op);
     match fault {
         Some(Fault::Hang) | None => {}
