@@ -367,3 +367,44 @@ async fn in_flight(url: &str) -> u64 {
         Err(_) => 0,
     }
 }
+
+/// `cargo lambda invoke` (from the project venv) reaches the stack's
+/// functions through the harness's Invoke API, with a sample event file, as
+/// the README tells a newcomer to do on a running stack.
+#[test]
+fn cargo_lambda_invoke_reaches_the_functions() {
+    run(|env| async move {
+        env.reset(1).await;
+        let venv = test_support::paths::repo_root().join(".venv/bin");
+        let cli = test_support::paths::find_tool("cargo-lambda", &[venv])
+            .expect("cargo-lambda is missing: run `make setup` (it comes with the project venv)");
+        let port = env
+            .lambdas
+            .url()
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .to_string();
+        let dir = test_support::scratch_dir("e2e-invoke").unwrap();
+        let file = dir.join("alarm.json");
+        std::fs::write(&file, alarm_event(CPU_HIGH).to_string()).unwrap();
+        let out = tokio::process::Command::new(&cli)
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port, "scale-up", "--data-file"])
+            .arg(&file)
+            .current_dir(&dir)
+            .output()
+            .await
+            .expect("run cargo lambda invoke");
+        let _ = std::fs::remove_dir_all(&dir);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "cargo lambda invoke: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_str(stdout.trim()).expect("a JSON report");
+        assert_eq!(report["outcome"], "completed", "{report:#}");
+        assert_eq!(env.stack.desired().await.unwrap(), 2);
+    });
+}
