@@ -201,6 +201,8 @@ struct Seen {
     proxy: usize,
     last_metrics: Option<Instant>,
     latest: BTreeMap<String, EmfRecord>,
+    /// Each alarm's state and since when (for the give-up hint).
+    alarm_states: BTreeMap<String, (State, Instant)>,
     /// Emails printed so far (notify runs in the background).
     emails: Arc<tokio::sync::Mutex<usize>>,
     notify_errors: Arc<std::sync::Mutex<Vec<String>>>,
@@ -319,6 +321,20 @@ pub async fn run(
                     opts.phase_timeout
                 ));
                 tl.log(Source::Demo, format!("gave up waiting for the {what}"));
+                // An alarm already in ALARM before the load fell changes no
+                // state when the load falls, and CloudWatch acts on changes only.
+                for (alarm, (state, since)) in &seen.alarm_states {
+                    if phase == Phase::Low && *state == State::Alarm && *since < phase_started {
+                        tl.log(
+                            Source::Demo,
+                            format!(
+                                "hint: {alarm} was in ALARM since before the load fell (the CPU \
+                                 burns never lifted it on this busy machine), so it had no state \
+                                 change to act on"
+                            ),
+                        );
+                    }
+                }
                 break;
             }
             _ => {}
@@ -415,6 +431,8 @@ fn on_driver_event(
             to,
             reason,
         } => {
+            seen.alarm_states
+                .insert(alarm.clone(), (to, Instant::now()));
             let what = format!("{alarm}: {} -> {}", from.as_str(), to.as_str());
             if to == State::Alarm {
                 tl.log(Source::CloudWatch, format!("{what}\n{reason}"));
