@@ -48,6 +48,8 @@ pub struct Settings {
     /// How long before the hook's global timeout the wait gives up and reports.
     pub global_margin: Duration,
     pub region: Option<String>,
+    /// DRY_RUN: find the instance and report what would happen; change nothing.
+    pub dry_run: bool,
 }
 
 impl Settings {
@@ -61,6 +63,7 @@ impl Settings {
             reserve: c.drain_margin,
             global_margin: Duration::from_secs(120),
             region: std::env::var("AWS_REGION").ok(),
+            dry_run: c.dry_run,
         }
     }
 }
@@ -77,6 +80,9 @@ pub async fn handle(
     let parsed = event::parse(&event, s.asg_name.as_deref())?;
     let deadline = deadline - s.reserve;
     let report = match parsed {
+        DrainEvent::Lifecycle { action, .. } if s.dry_run => {
+            dry_run(deps, s, &action, started).await?
+        }
         DrainEvent::Lifecycle { action, time } => {
             let mut steps = Vec::new();
             let (hook, step) = scaling::aws::timed(
@@ -95,11 +101,7 @@ pub async fn handle(
             let mut d = drain::drain(deps, &s.cluster, &action, b).await?;
             steps.append(&mut d.steps);
             d.steps = steps;
-            let trigger = TriggerSummary::Lifecycle {
-                asg_name: action.group.clone(),
-                instance_id: action.instance_id.clone(),
-                lifecycle_action_token: action.token.clone().unwrap_or_default(),
-            };
+            let trigger = lifecycle_trigger(&action);
             report(
                 s,
                 trigger,
@@ -117,6 +119,52 @@ pub async fn handle(
         "drain-instance finished"
     );
     Ok(report)
+}
+
+fn lifecycle_trigger(action: &LifecycleAction) -> TriggerSummary {
+    TriggerSummary::Lifecycle {
+        asg_name: action.group.clone(),
+        instance_id: action.instance_id.clone(),
+        lifecycle_action_token: action.token.clone().unwrap_or_default(),
+    }
+}
+
+/// DRY_RUN: look the instance up and say what would happen; no change.
+async fn dry_run(
+    deps: &Deps,
+    s: &Settings,
+    action: &LifecycleAction,
+    started: Instant,
+) -> Result<Report, FnError> {
+    let id = &action.instance_id;
+    let find = deps.ecs.container_instance_on(&s.cluster, id);
+    let (found, step) = scaling::aws::timed("find_container_instance", find).await;
+    let reason = match found? {
+        Some(ci) => format!(
+            "dry run: would drain {id} ({}, {} running + {} pending task(s)) and complete the \
+             lifecycle action once it is empty",
+            ci.status, ci.running, ci.pending
+        ),
+        None => format!(
+            "dry run: {id} is not in cluster {}: would complete the lifecycle action",
+            s.cluster
+        ),
+    };
+    let d = Drained {
+        outcome: Outcome::Skipped,
+        reason,
+        steps: vec![step],
+        operator_checks: Vec::new(),
+    };
+    let mut r = report(
+        s,
+        lifecycle_trigger(action),
+        &format!("di-{id}"),
+        d,
+        started,
+    );
+    r.dry_run = true;
+    Ok(r)
 }
 
 /// When the wait must stop: the hook's start plus its global timeout, less the margin.

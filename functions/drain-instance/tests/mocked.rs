@@ -34,6 +34,7 @@ fn settings() -> Settings {
         reserve: Duration::ZERO,
         global_margin: Duration::from_secs(60),
         region: None,
+        dry_run: false,
     }
 }
 

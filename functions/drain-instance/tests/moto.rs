@@ -120,6 +120,7 @@ impl World {
             reserve: Duration::ZERO,
             global_margin: Duration::from_secs(60),
             region: Some("us-east-1".into()),
+            dry_run: false,
         }
     }
 
@@ -319,5 +320,27 @@ async fn the_schedule_finds_nothing_waiting_in_the_hook() {
     .unwrap();
     let r = w.run(event, Duration::from_secs(30)).await;
     assert_eq!(r.outcome, Outcome::Skipped, "{r:#?}");
+    assert!(w.lifecycle_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_and_changes_nothing() {
+    let w = world("dryrun", 1).await;
+    let (instance, ci) = w.instances[0].clone();
+    w.run_task_on(&ci).await;
+    let mut s = w.settings();
+    s.dry_run = true;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = handle(w.event(&instance, Utc::now()), &w.deps, &s, deadline)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Skipped, "{r:#?}");
+    assert!(r.dry_run);
+    assert!(
+        r.outcome_reason.contains("1 running"),
+        "{}",
+        r.outcome_reason
+    );
+    assert_eq!(w.status(&ci).await, "ACTIVE");
     assert!(w.lifecycle_calls().is_empty());
 }

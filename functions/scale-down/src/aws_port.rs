@@ -329,6 +329,17 @@ impl Port for AwsPort {
         match choose_empty(&asg, &in_service, &instances, now, c.min_age_s) {
             Err(why) => Ok(CapacityOutcome::Kept(why)),
             Ok(id) => {
+                // Narrow the window in which ECS could place a task on it.
+                let now = self
+                    .ecs
+                    .container_instance_on(&self.cluster, &id)
+                    .await
+                    .map_err(port_err)?;
+                if !now.is_some_and(|ci| ci.status == "ACTIVE" && ci.is_empty()) {
+                    return Ok(CapacityOutcome::Kept(format!(
+                        "{id} got a task (or left ACTIVE) meanwhile"
+                    )));
+                }
                 c.asg.terminate_instance(&id).await.map_err(port_err)?;
                 Ok(CapacityOutcome::Terminated(id))
             }
