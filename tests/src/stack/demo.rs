@@ -201,6 +201,8 @@ struct Seen {
     proxy: usize,
     last_metrics: Option<Instant>,
     latest: BTreeMap<String, EmfRecord>,
+    /// The last no-op schedule line printed (repeats are not).
+    last_noop: Option<String>,
     /// Each alarm's state and since when (for the give-up hint).
     alarm_states: BTreeMap<String, (State, Instant)>,
     /// Emails printed so far (notify runs in the background).
@@ -458,14 +460,15 @@ fn on_driver_event(
             Ok(value) => {
                 match serde_json::from_value::<Report>(value.clone()) {
                     Ok(report) if alarm == RECONCILE && report.outcome == Outcome::Skipped => {
-                        // The schedule's no-op runs: one line, no email.
-                        tl.log(
-                            Source::Lambda,
-                            format!(
-                                "{function} (schedule) -> Skipped: {}",
-                                report.outcome_reason
-                            ),
+                        // The schedule's no-op runs: one line (not repeated), no email.
+                        let line = format!(
+                            "{function} (reconcile schedule) -> Skipped: {}",
+                            report.outcome_reason
                         );
+                        if seen.last_noop.as_ref() != Some(&line) {
+                            tl.log(Source::Lambda, &line);
+                            seen.last_noop = Some(line);
+                        }
                         return;
                     }
                     Ok(report) => {
