@@ -65,21 +65,11 @@ pub async fn drain(
     )
     .await?;
     let Some(ci) = ci.filter(in_cluster) else {
-        timed(
-            &mut steps,
-            "complete_lifecycle_action",
-            deps.asg.complete_continue(action),
-        )
-        .await?;
-        return Ok(Drained {
-            outcome: Outcome::Completed,
-            reason: format!(
-                "{id} is not a container instance of cluster {cluster} (not ours, or already \
-                 deregistered): lifecycle action completed with CONTINUE"
-            ),
-            steps,
-            operator_checks: Vec::new(),
-        });
+        let why = format!(
+            "{id} is not a container instance of cluster {cluster} (not ours, or already \
+             deregistered)"
+        );
+        return complete(deps, action, steps, why).await;
     };
     if ci.status == "DRAINING" {
         steps.push(Step {
@@ -106,20 +96,7 @@ pub async fn drain(
         .await?;
         let Some(ci) = now.filter(in_cluster).filter(|ci| !ci.is_empty()) else {
             steps.push(wait_step(t0, "no task left on the instance".into()));
-            timed(
-                &mut steps,
-                "complete_lifecycle_action",
-                deps.asg.complete_continue(action),
-            )
-            .await?;
-            return Ok(Drained {
-                outcome: Outcome::Completed,
-                reason: format!(
-                    "{id} drained (no task left): lifecycle action completed with CONTINUE"
-                ),
-                steps,
-                operator_checks: Vec::new(),
-            });
+            return complete(deps, action, steps, format!("{id} drained (no task left)")).await;
         };
         if b.cut_off.is_some_and(|c| Utc::now() >= c) {
             let why = StopWaiting::GlobalTimeout;
@@ -131,6 +108,23 @@ pub async fn drain(
         }
         tokio::time::sleep(b.poll).await;
     }
+}
+
+/// CompleteLifecycleAction CONTINUE: the instance may go.
+async fn complete(
+    deps: &Deps,
+    action: &LifecycleAction,
+    mut steps: Vec<Step>,
+    why: String,
+) -> Result<Drained, FnError> {
+    let done = deps.asg.complete_continue(action);
+    timed(&mut steps, "complete_lifecycle_action", done).await?;
+    Ok(Drained {
+        outcome: Outcome::Completed,
+        reason: format!("{why}: lifecycle action completed with CONTINUE"),
+        steps,
+        operator_checks: Vec::new(),
+    })
 }
 
 fn wait_step(t0: Instant, detail: String) -> Step {
