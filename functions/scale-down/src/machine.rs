@@ -440,15 +440,29 @@ impl<'a, P: Port> Episode<'a, P> {
         let drain_deadline = self.marker.drain_started + bound;
         let t0 = Instant::now();
         let mut last_in_flight;
+        // What the wait waited on the longest, for the report (a drain that
+        // takes long should say whether the target or the task held it).
+        let mut held_by: std::collections::BTreeMap<String, u32> = Default::default();
         loop {
             self.check_cancel().await?;
             let mut on_lb = false;
             for t in targets {
-                on_lb |= !matches!(port.target_state(t).await, Ok(TargetState::Absent));
+                let state = port.target_state(t).await;
+                if !matches!(state, Ok(TargetState::Absent)) {
+                    on_lb = true;
+                    let why = match state {
+                        Ok(s) => format!("target {}:{} {s:?}", t.id, t.port),
+                        Err(e) => format!("target state unknown ({})", e.op),
+                    };
+                    *held_by.entry(why).or_default() += 1;
+                }
             }
             let status = port.drain_status(victim).await.ok();
             last_in_flight = status.map(|d| d.in_flight);
             let idle = status.is_none_or(|d| d.in_flight == 0);
+            if !idle {
+                *held_by.entry("requests in flight".into()).or_default() += 1;
+            }
             if !on_lb && idle {
                 break;
             }
@@ -477,13 +491,18 @@ impl<'a, P: Port> Episode<'a, P> {
             ok: true,
             duration_ms: t0.elapsed().as_millis() as u64,
             detail: format!(
-                "in flight at stop: {}{}",
+                "in flight at stop: {}{}{}",
                 last_in_flight.map_or("unknown".into(), |n| n.to_string()),
                 if self.drain.deadline_hit {
                     " (drain deadline passed)"
                 } else {
                     ""
-                }
+                },
+                held_by
+                    .iter()
+                    .max_by_key(|(_, n)| **n)
+                    .map(|(why, n)| format!("; waited on {why} ({n} polls)"))
+                    .unwrap_or_default()
             ),
         });
         Ok(())

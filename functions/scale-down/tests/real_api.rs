@@ -30,8 +30,9 @@ async fn the_drain_waits_for_the_slow_request_and_ends_as_soon_as_it_completes()
     // Adaptive: it did not sit out the 30 s deregistration delay.
     assert!(
         e.lowered - e.started < Duration::from_secs(20),
-        "lowered {:?} after the start",
-        e.lowered - e.started
+        "lowered {:?} after the start; {:?}",
+        e.lowered - e.started,
+        r.steps.iter().find(|s| s.name == "wait_drained")
     );
     assert!(
         e.exit.is_some_and(|(s, _)| s.success()),
