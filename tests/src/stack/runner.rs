@@ -211,11 +211,9 @@ impl Ctx {
     async fn reconcile(&self) -> anyhow::Result<()> {
         let desired = usize::try_from(self.stack.desired().await?).unwrap_or(0);
         let live = self.shared.live.lock().expect("live tasks").len();
-        // The scheduler's counts, as DescribeServices shows them on ECS.
-        self.moto
-            .set_service_counts(CLUSTER, SERVICE, live, desired.saturating_sub(live))?;
+        self.publish_counts(desired, live)?;
         if live < desired {
-            self.start_task().await
+            self.start_task(desired).await
         } else if live > desired {
             self.stop_task().await
         } else {
@@ -223,7 +221,14 @@ impl Ctx {
         }
     }
 
-    async fn start_task(&self) -> anyhow::Result<()> {
+    /// The scheduler's counts, as DescribeServices shows them on ECS (the
+    /// PRIMARY deployment's rollout completes once running reaches desired).
+    fn publish_counts(&self, desired: usize, live: usize) -> anyhow::Result<()> {
+        self.moto
+            .set_service_counts(CLUSTER, SERVICE, live, desired.saturating_sub(live))
+    }
+
+    async fn start_task(&self, desired: usize) -> anyhow::Result<()> {
         let out = self
             .stack
             .ecs
@@ -303,6 +308,9 @@ impl Ctx {
             "task {id} healthy, registered {ip}:{TASK_PORT}, RUNNING"
         ));
         let task = LiveTask { arn, id, ip, url };
+        // Counted before anyone can see the task in `tasks()`.
+        let live = self.shared.live.lock().expect("live tasks").len() + 1;
+        self.publish_counts(desired, live)?;
         self.shared
             .live
             .lock()

@@ -275,24 +275,26 @@ fn scale_out_during_a_drain_cancels_it_and_the_task_keeps_serving() {
             })
             .await;
         }
+        let events_before = env.proxy.events().len();
         let scale_down = {
             let event = alarm_event(CPU_LOW);
             tokio::spawn(async move { env.invoke("scale-down", &event).await })
         };
-        env.eventually("a slot draining", Duration::from_secs(60), || async {
-            env.proxy
-                .servers()
-                .iter()
-                .any(|s| s.state == SlotState::Draining)
-        })
+        // The proxy's events, not its momentary state: a drain with no
+        // session through the proxy lasts only one sync tick there.
+        let drained = |from: usize| -> Option<String> {
+            env.proxy.events()[from..].iter().find_map(|e| {
+                let rest = e.what.split_once(" DRAIN (")?.1;
+                Some(rest.split_once(' ')?.0.to_string())
+            })
+        };
+        env.eventually(
+            "the victim deregistered",
+            Duration::from_secs(60),
+            || async { drained(events_before).is_some() },
+        )
         .await;
-        let victim_target = env
-            .proxy
-            .servers()
-            .into_iter()
-            .find(|s| s.state == SlotState::Draining)
-            .and_then(|s| s.target)
-            .expect("draining slot");
+        let victim_target = drained(events_before).expect("drained target");
         let victim = tasks
             .iter()
             .find(|t| victim_target.starts_with(&format!("{}:", t.ip)))
