@@ -52,6 +52,7 @@ import signal
 import sys
 import types
 
+import moto_cbor
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
@@ -371,7 +372,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, _ext_app(app), threaded=True)
+    run_simple(args.host, args.port, _ext_app(moto_cbor.wrap(app)), threaded=True)
 
 
 if __name__ == "__main__":
