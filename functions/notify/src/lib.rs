@@ -19,6 +19,7 @@ use lambda_runtime::Diagnostic;
 use noise::flap::{self, FlapVerdict};
 use noise::replay::{fingerprint, ReplayRing};
 use notice::Severity;
+use scaling::error::Classify;
 use serde::Serialize;
 use serde_json::Value;
 use settings::Settings;
@@ -80,29 +81,26 @@ pub enum NotifyError {
     },
 }
 
-impl NotifyError {
-    /// The Lambda error type: `BadEvent` (not retryable) or `Aws.<what>` (retryable).
-    pub fn error_type(&self) -> &'static str {
+impl Classify for NotifyError {
+    /// `BadEvent` (the same bytes fail the same way) or `Aws.<what>` (worth a retry).
+    fn kind(&self) -> String {
         match self {
             NotifyError::BadEvent(_) => "BadEvent",
             NotifyError::Publish(_) => "Aws.SnsPublish",
             NotifyError::ReplayState(_) => "Aws.SnsTags",
             NotifyError::AlarmHistory { .. } => "Aws.AlarmHistory",
         }
+        .into()
     }
 
-    /// Whether a retry can succeed.
-    pub fn retryable(&self) -> bool {
+    fn retryable(&self) -> bool {
         !matches!(self, NotifyError::BadEvent(_))
     }
 }
 
 impl From<NotifyError> for Diagnostic {
     fn from(e: NotifyError) -> Self {
-        Diagnostic {
-            error_type: e.error_type().to_string(),
-            error_message: e.to_string(),
-        }
+        scaling::error::diagnostic(&e)
     }
 }
 

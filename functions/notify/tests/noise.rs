@@ -16,6 +16,7 @@ use aws_sdk_sns::types::Tag;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use chrono::{DateTime, TimeDelta, Utc};
 use notify::{handle, Deps, Handled, NotifyError};
+use scaling::error::Classify;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -217,6 +218,8 @@ async fn malformed_input_is_a_clear_non_retryable_error_with_no_aws_call() {
     let cases = [
         json!("just a string"),
         json!([1, 2, 3]),
+        json!({"hello": "world"}),
+        json!({"source": "aws.cloudwatch", "alarmData": {"alarmName": "visits-api-cpu-high"}}),
         json!({"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": {"taskArn": 5}}),
         json!({"requestContext": {"requestId": "r", "functionArn": "f", "condition": "Success"},
                "responsePayload": {"outcome": "exploded"}}),
@@ -226,7 +229,7 @@ async fn malformed_input_is_a_clear_non_retryable_error_with_no_aws_call() {
         assert!(matches!(err, NotifyError::BadEvent(_)), "{case}: {err:?}");
         assert!(!err.retryable());
         let diag: lambda_runtime::Diagnostic = err.into();
-        assert_eq!(diag.error_type, "BadEvent");
+        assert_eq!(diag.error_type, "NonRetryable.BadEvent");
         assert!(
             diag.error_message.starts_with("malformed "),
             "{}",

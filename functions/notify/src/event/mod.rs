@@ -2,8 +2,11 @@
 //!
 //! Two families arrive: Lambda destination records (the scaling functions' results)
 //! and EventBridge events (alarms, ECS, Auto Scaling). A shape notify knows but
-//! cannot decode is a [`ParseError`] (non-retryable: a retry gets the same bytes);
-//! a shape it does not know is [`Incoming::Unknown`], which the handler ignores.
+//! cannot decode, or a payload that is neither family, is a [`ParseError`]
+//! (non-retryable: a retry gets the same bytes). A well-formed EventBridge event of
+//! a detail-type notify has no rule for is [`Incoming::Unknown`], which the handler
+//! ignores: it is misrouted, not malformed, and emailing or failing on it would
+//! turn one over-broad rule into noise or a dead-letter queue full of valid events.
 
 pub mod alarm;
 pub mod asg;
@@ -59,7 +62,8 @@ pub enum Incoming {
     },
 }
 
-/// A known shape whose content could not be decoded.
+/// A payload notify cannot decode: not an object, neither family, or a known shape
+/// whose content does not fit it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("malformed {shape}: {why}")]
 pub struct ParseError {
@@ -87,8 +91,11 @@ pub fn parse(event: Value) -> Result<Incoming, ParseError> {
         return parse_destination(event).map(Incoming::Destination);
     }
     if !(map.contains_key("detail-type") && map.contains_key("source")) {
-        return Ok(Incoming::Unknown {
-            what: "neither an EventBridge event nor a Lambda destination record".into(),
+        return Err(ParseError {
+            shape: "event",
+            why: "neither an EventBridge event (detail-type, source) nor a Lambda destination \
+                  record (requestContext)"
+                .into(),
         });
     }
     let ev: EventBridgeEvent<Value> = decode("EventBridge event", event)?;
