@@ -53,12 +53,17 @@ pub struct ServiceInfo {
 }
 
 impl ServiceInfo {
-    /// A deployment is in progress while an older deployment still has tasks
-    /// beside the PRIMARY one (a rolling update or a rollback). Changing only the
-    /// desired count never creates one. The PRIMARY's `rolloutState` is not used:
-    /// the emulator leaves it `IN_PROGRESS` forever.
+    /// A deployment is in progress while an older deployment still exists beside
+    /// the PRIMARY one (a rolling update or a rollback), or while the PRIMARY's
+    /// rollout is not `COMPLETED` (issue #4's definition, which scale-down applies).
+    /// Changing only the desired count never starts one. Only scale-in skips on it:
+    /// a scale-out during a rollout is what ECS handles anyway. (The local stack's
+    /// task runner completes rollouts as the ECS scheduler does; bare moto never does.)
     pub fn deployment_in_progress(&self) -> bool {
-        self.deployments.iter().any(|d| d.status == "ACTIVE")
+        self.deployments.len() > 1
+            || self.deployments.iter().any(|d| {
+                d.status == "ACTIVE" || d.rollout_state.as_deref().is_some_and(|r| r != "COMPLETED")
+            })
     }
 }
 
