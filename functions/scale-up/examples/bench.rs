@@ -203,7 +203,7 @@ fn cold_start(bin: &Path, extra: &[(&str, &str)]) -> std::io::Result<(Duration, 
 
 fn size(path: Option<&String>) -> String {
     match path.map(std::fs::metadata) {
-        Some(Ok(m)) => format!("{:.2} MB", m.len() as f64 / 1_048_576.0),
+        Some(Ok(m)) => format!("{:.2} MiB", m.len() as f64 / 1_048_576.0),
         Some(Err(e)) => format!("n/a ({e})"),
         None => "n/a (not built)".into(),
     }
