@@ -27,6 +27,7 @@ transitions moto already records on each alarm).
 
 import base64
 import datetime
+import gzip
 import io
 import json
 import re
@@ -71,6 +72,7 @@ def _translate(inner, environ, start_response, model, op_name):
     payload = json.dumps(request).encode()
     environ = dict(environ)
     environ.pop("HTTP_SMITHY_PROTOCOL", None)
+    environ.pop("HTTP_CONTENT_ENCODING", None)  # the JSON payload goes to moto uncompressed
     environ.update(
         {
             "PATH_INFO": "/",
@@ -114,7 +116,11 @@ def _cbor_headers(length):
 def _read_body(environ):
     length = environ.get("CONTENT_LENGTH") or ""
     stream = environ["wsgi.input"]
-    return stream.read(int(length)) if length.isdigit() else stream.read()
+    raw = stream.read(int(length)) if length.isdigit() else stream.read()
+    # The SDK gzips large bodies of operations with @requestCompression (PutMetricData >= 10 KiB).
+    if "gzip" in environ.get("HTTP_CONTENT_ENCODING", "").lower():
+        raw = gzip.decompress(raw)
+    return raw
 
 
 def _service_model(shape_name, authorization):

@@ -114,6 +114,47 @@ async fn put_metric_data_reads_back_through_get_metric_data_and_statistics() {
 }
 
 #[tokio::test]
+async fn a_large_put_metric_data_is_gzipped_by_the_sdk_and_still_lands() {
+    let cw = client().await;
+    let namespace = "CborTest/Large";
+    let at = now();
+    // 300 datums encode to more than the SDK's 10 KiB compression threshold.
+    let data: Vec<MetricDatum> = (0..300)
+        .map(|i| {
+            MetricDatum::builder()
+                .metric_name("Requests")
+                .dimensions(dimension())
+                .timestamp(DateTime::from(at))
+                .value(f64::from(i))
+                .build()
+        })
+        .collect();
+    cw.put_metric_data()
+        .namespace(namespace)
+        .set_metric_data(Some(data))
+        .send()
+        .await
+        .expect("PutMetricData");
+    let stats = cw
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name("Requests")
+        .dimensions(dimension())
+        .start_time(DateTime::from(at - Duration::from_secs(600)))
+        .end_time(DateTime::from(at + Duration::from_secs(600)))
+        .period(60)
+        .statistics(Statistic::SampleCount)
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .expect("GetMetricStatistics");
+    let points = stats.datapoints();
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0].sample_count(), Some(300.0));
+    assert_eq!(points[0].sum(), Some(44850.0));
+}
+
+#[tokio::test]
 async fn alarm_state_changes_show_in_describe_alarms_and_history() {
     let cw = client().await;
     let name = "cbor-test-cpu-high";
