@@ -52,7 +52,8 @@ import signal
 import sys
 import types
 
-import moto_cbor
+sys.dont_write_bytecode = True  # importing tools/moto_cbor.py leaves no tools/__pycache__
+import moto_cbor  # noqa: E402
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
