@@ -1,8 +1,11 @@
 //! The errors scale-down returns to Lambda, and whether Lambda should retry them.
+//! The error types follow every function's `Retryable.<kind>` / `NonRetryable.<kind>`
+//! form ([`scaling::error::Classify`]), so one alarm on `NonRetryable.*` covers them all.
 
 use crate::machine::NotStarted;
 use crate::trigger::TriggerError;
 use lambda_runtime::Diagnostic;
+use scaling::error::Classify;
 
 /// Why an invocation produced no report.
 #[derive(Debug, thiserror::Error)]
@@ -15,28 +18,34 @@ pub enum FnError {
     NotStarted(#[from] NotStarted),
 }
 
-impl FnError {
-    /// The Lambda error type: `BadEvent` / `NotOurs` never succeed on retry.
-    pub fn error_type(&self) -> &'static str {
+impl Classify for FnError {
+    fn kind(&self) -> String {
         match self {
-            FnError::Trigger(TriggerError::BadEvent(_)) => "BadEvent",
-            FnError::Trigger(TriggerError::NotOurs(_)) => "NotOurs",
-            FnError::NotStarted(e) if e.0.retryable => "Aws.Retryable",
-            FnError::NotStarted(_) => "Aws.Fatal",
+            FnError::Trigger(TriggerError::BadEvent(_)) => "BadEvent".into(),
+            FnError::Trigger(TriggerError::NotOurs(_)) => "NotOurs".into(),
+            FnError::NotStarted(e) => format!("Aws.{}", e.0.op),
         }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, FnError::NotStarted(e) if e.0.retryable)
+    }
+}
+
+impl FnError {
+    /// The Lambda error type, e.g. `NonRetryable.BadEvent` or `Retryable.Aws.DescribeServices`.
+    pub fn error_type(&self) -> String {
+        scaling::error::error_type(self)
     }
 
     /// True when Lambda's retry can help.
     pub fn is_retryable(&self) -> bool {
-        self.error_type().starts_with("Aws.Retryable")
+        self.retryable()
     }
 }
 
 impl From<FnError> for Diagnostic {
     fn from(e: FnError) -> Self {
-        Diagnostic {
-            error_type: e.error_type().to_string(),
-            error_message: e.to_string(),
-        }
+        scaling::error::diagnostic(&e)
     }
 }

@@ -297,12 +297,12 @@ async fn bad_or_foreign_events_are_refused_without_a_call() {
     let err = run(&world, serde_json::json!({"hello": 1}))
         .await
         .unwrap_err();
-    assert_eq!(err.error_type(), "BadEvent");
+    assert_eq!(err.error_type(), "NonRetryable.BadEvent");
     let mut foreign = alarm("ALARM", 1);
     foreign["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]
         ["ServiceName"] = "other".into();
     let err = run(&world, foreign).await.unwrap_err();
-    assert_eq!(err.error_type(), "NotOurs");
+    assert_eq!(err.error_type(), "NonRetryable.NotOurs");
     assert!(!err.is_retryable());
     assert_eq!(world.calls(), 0);
 }
