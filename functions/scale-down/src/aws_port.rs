@@ -4,8 +4,8 @@
 use crate::admin::AdminClient;
 use crate::capacity::{choose_empty, CapacityOutcome};
 use crate::port::{
-    DeploymentView, DrainStatus, LbBinding, Port, PortError, ProtectOutcome, ServiceView, Target,
-    TargetState, TaskView,
+    AlarmView, DeploymentView, DrainStatus, LbBinding, Port, PortError, ProtectOutcome,
+    ServiceView, Target, TargetState, TaskView,
 };
 use scaling::aws::autoscaling::AutoScaling;
 use scaling::aws::ecs::{Ecs, ServiceInfo, TaskInfo};
@@ -27,6 +27,8 @@ pub struct AwsPort {
     pub task_port: Option<i32>,
     /// EC2 capacity mode: the group whose empty instances a scale-in gives back.
     pub capacity: Option<Capacity>,
+    /// CloudWatch, for the reconcile schedule's DescribeAlarms (SCALE_IN_ALARMS).
+    pub cloudwatch: Option<aws_sdk_cloudwatch::Client>,
     service_arn: Mutex<Option<String>>,
     lb_port: Mutex<Option<i32>>,
 }
@@ -72,6 +74,7 @@ impl AwsPort {
             service: service.to_string(),
             task_port,
             capacity: None,
+            cloudwatch: None,
             service_arn: Mutex::new(None),
             lb_port: Mutex::new(None),
         }
@@ -84,6 +87,12 @@ impl AwsPort {
             group: group.to_string(),
             min_age_s,
         });
+        self
+    }
+
+    /// The reconcile schedule reads the scale-in alarms through `client`.
+    pub fn with_alarms(mut self, client: aws_sdk_cloudwatch::Client) -> Self {
+        self.cloudwatch = Some(client);
         self
     }
 
@@ -305,6 +314,18 @@ impl Port for AwsPort {
     async fn set_desired(&self, desired: i32) -> Result<(), PortError> {
         self.ecs
             .update_desired(&self.cluster, &self.service, desired)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn alarms(&self, names: &[String]) -> Result<Vec<AlarmView>, PortError> {
+        let Some(client) = &self.cloudwatch else {
+            return Err(PortError::fatal(
+                "cloudwatch:DescribeAlarms",
+                "no CloudWatch client (AwsPort::with_alarms)",
+            ));
+        };
+        crate::alarms::describe(client, names)
             .await
             .map_err(port_err)
     }

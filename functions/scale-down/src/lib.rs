@@ -7,6 +7,7 @@
 //! or the reconcile schedule, completes or rolls back an interrupted episode.
 
 pub mod admin;
+pub mod alarms;
 pub mod aws_port;
 pub mod capacity;
 pub mod error;

@@ -2,8 +2,11 @@
 //! wait STOPPED, release, report, with every step written ahead into the
 //! service's tags so that any later invocation completes or rolls it back.
 
+use crate::alarms;
 use crate::marker::{self, rank, Marker, Phase};
-use crate::port::{CapacityOutcome, Port, PortError, ServiceView, Target, TargetState, TaskView};
+use crate::port::{
+    AlarmView, CapacityOutcome, Port, PortError, ServiceView, Target, TargetState, TaskView,
+};
 use crate::settings::Settings;
 use crate::trigger::Trigger;
 use crate::victim::{self, Candidate};
@@ -75,8 +78,18 @@ pub async fn run<P: Port>(
         });
     }
     let (alarm, key) = match trigger {
-        Trigger::Schedule { .. } => {
-            return Ok(skip(report, started, "reconcile: no interrupted episode"));
+        Trigger::Schedule { summary } => {
+            let scaling::report::TriggerSummary::Schedule { time } = summary else {
+                unreachable!("a schedule trigger carries a schedule summary")
+            };
+            match still_in_alarm(port, s).await.map_err(NotStarted)? {
+                None => return Ok(skip(report, started, &idle_reason(s))),
+                Some(a) => {
+                    report.trigger = alarms::trigger_summary(&a);
+                    let key = alarms::schedule_key(&a.name, *time);
+                    (a.name, key)
+                }
+            }
         }
         Trigger::Alarm { state, .. } if state != "ALARM" => {
             let why = format!("alarm state is {state}: nothing to scale in");
@@ -86,7 +99,7 @@ pub async fn run<P: Port>(
             let scaling::report::TriggerSummary::Alarm { timestamp, .. } = summary else {
                 unreachable!("an alarm trigger carries an alarm summary")
             };
-            (name, ep_state::alarm_key(name, *timestamp))
+            (name.clone(), ep_state::alarm_key(name, *timestamp))
         }
     };
     if state.scale_in_done(&key).is_some() {
@@ -161,6 +174,27 @@ pub async fn run<P: Port>(
     ep.steps = std::mem::take(&mut report.steps);
     let end = ep.forward().await;
     Ok(ep.finish(end, report, started).await)
+}
+
+/// The schedule with no episode to finish: the first `SCALE_IN_ALARMS` alarm that
+/// is in ALARM now, if any (see `alarms`: CloudWatch acts only on state changes).
+async fn still_in_alarm<P: Port>(port: &P, s: &Settings) -> Result<Option<AlarmView>, PortError> {
+    if s.scale_in_alarms.is_empty() {
+        return Ok(None);
+    }
+    let found = port.alarms(&s.scale_in_alarms).await?;
+    alarms::first_in_alarm(&s.scale_in_alarms, &found)
+}
+
+fn idle_reason(s: &Settings) -> String {
+    if s.scale_in_alarms.is_empty() {
+        "reconcile: no interrupted episode".into()
+    } else {
+        format!(
+            "reconcile: no interrupted episode, and no scale-in alarm in ALARM ({})",
+            s.scale_in_alarms.join(", ")
+        )
+    }
 }
 
 /// The skip rules (desired at min, cooldown, deployment in progress),

@@ -40,6 +40,9 @@ async fn main() -> Result<(), Error> {
     if let Some(group) = &config.capacity_asg_name {
         port = port.with_capacity(AutoScaling::new(&sdk), group, MIN_INSTANCE_AGE_S);
     }
+    if !config.scale_in_alarms.is_empty() {
+        port = port.with_alarms(aws_sdk_cloudwatch::Client::new(&sdk));
+    }
     let settings = Settings::from_config(&config);
     let (port, settings) = (&port, &settings);
     lambda_runtime::run(service_fn(

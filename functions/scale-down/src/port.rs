@@ -122,6 +122,19 @@ pub struct DrainStatus {
     pub in_flight: u64,
 }
 
+/// A scale-in alarm's current state (DescribeAlarms), for the reconcile schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmView {
+    pub name: String,
+    pub arn: Option<String>,
+    /// ALARM, OK or INSUFFICIENT_DATA.
+    pub state: String,
+    /// When the alarm entered `state` (StateUpdatedTimestamp).
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub threshold: Option<f64>,
+    pub comparison: Option<String>,
+}
+
 /// Everything the scale-in machine does to the outside world.
 #[allow(async_fn_in_trait)]
 pub trait Port {
@@ -163,6 +176,15 @@ pub trait Port {
     /// default is Fargate mode, where there is no instance to give back.
     async fn terminate_empty_instance(&self) -> Result<CapacityOutcome, PortError> {
         Ok(CapacityOutcome::NotEc2)
+    }
+    /// DescribeAlarms for the `SCALE_IN_ALARMS` (only called when some are configured).
+    /// The default is a world without CloudWatch: an error, never a silent "no alarm".
+    async fn alarms(&self, names: &[String]) -> Result<Vec<AlarmView>, PortError> {
+        let _ = names;
+        Err(PortError::fatal(
+            "cloudwatch:DescribeAlarms",
+            "this port reads no alarms",
+        ))
     }
     /// Wall-clock unix seconds (the marker's timestamps); a fake world overrides it.
     fn now_unix(&self) -> i64 {

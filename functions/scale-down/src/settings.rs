@@ -27,6 +27,9 @@ pub struct Settings {
     /// DRY_RUN: decide and report, change nothing.
     pub dry_run: bool,
     pub region: Option<String>,
+    /// SCALE_IN_ALARMS: re-read by the reconcile schedule (see `alarms`); empty: the
+    /// schedule only finishes or rolls back interrupted episodes.
+    pub scale_in_alarms: Vec<String>,
 }
 
 impl Settings {
@@ -45,6 +48,7 @@ impl Settings {
             poll_interval: Duration::from_millis(250),
             dry_run: false,
             region: None,
+            scale_in_alarms: Vec::new(),
         }
     }
 }
@@ -60,6 +64,7 @@ impl Settings {
         s.drain_margin = c.drain_margin.max(s.drain_margin);
         s.dry_run = c.dry_run;
         s.region = std::env::var("AWS_REGION").ok();
+        s.scale_in_alarms = c.scale_in_alarms.clone();
         s
     }
 }

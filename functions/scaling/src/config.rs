@@ -28,6 +28,7 @@
 //! | `DRAIN_MARGIN_S` | 5 | scale-in: seconds kept in reserve before the function's deadline |
 //! | `PROTECTION_EXPIRY_MIN` | 15 | scale-in: task protection expiry, so a crash never leaves it forever |
 //! | `TASK_IP_PREFIX_REWRITE` | unset | `FROM=TO` rewrite of task IPs before HTTP calls (local stack only) |
+//! | `SCALE_IN_ALARMS` | unset | scale-down: comma-separated alarm names the reconcile schedule re-reads (DescribeAlarms); one still in ALARM scales in as if it had just fired |
 //!
 //! `AWS_REGION` and `AWS_ENDPOINT_URL` are read by the SDK itself (see [`crate::aws`]).
 
@@ -143,6 +144,10 @@ pub struct Config {
     pub drain_margin: Duration,
     pub protection_expiry_min: i32,
     pub ip_rewrite: Option<IpRewrite>,
+    /// `SCALE_IN_ALARMS`: CloudWatch invokes an alarm action only on a state change, so
+    /// scale-down's reconcile schedule re-reads these alarms and scales in while one stays
+    /// in ALARM (one action per scale-in cooldown). Empty: the schedule only reconciles.
+    pub scale_in_alarms: Vec<String>,
 }
 
 impl Config {
@@ -217,6 +222,20 @@ impl Config {
                 _ => return Err(env.invalid("TASK_IP_PREFIX_REWRITE", "expected FROM=TO")),
             },
         };
+        let scale_in_alarms = match env.get("SCALE_IN_ALARMS") {
+            None => Vec::new(),
+            Some(v) => {
+                let names: Vec<String> = v.split(',').map(|n| n.trim().to_string()).collect();
+                // CloudWatch alarm names are 1..=255 characters.
+                if names.iter().any(|n| n.is_empty() || n.len() > 255) {
+                    return Err(env.invalid(
+                        "SCALE_IN_ALARMS",
+                        "expected comma-separated alarm names (1 to 255 characters each)",
+                    ));
+                }
+                names
+            }
+        };
         Ok(Config {
             cluster: env.required("CLUSTER_NAME")?,
             service: env.required("SERVICE_NAME")?,
@@ -240,6 +259,7 @@ impl Config {
             drain_margin: Duration::from_secs(env.parse_or("DRAIN_MARGIN_S", 5)?),
             protection_expiry_min: env.parse_or("PROTECTION_EXPIRY_MIN", 15)?,
             ip_rewrite,
+            scale_in_alarms,
         })
     }
 }
@@ -333,6 +353,26 @@ mod tests {
         assert!(!c.dry_run);
         assert_eq!(c.metrics_namespace, "VisitsApi");
         assert_eq!(c.db_cap, None);
+    }
+
+    #[test]
+    fn scale_in_alarms_are_a_trimmed_list_and_empty_names_are_refused() {
+        assert!(Config::from_map(&base())
+            .unwrap()
+            .scale_in_alarms
+            .is_empty());
+        let mut m = base();
+        m.insert(
+            "SCALE_IN_ALARMS".into(),
+            " visits-api-cpu-low , other-low".into(),
+        );
+        let c = Config::from_map(&m).unwrap();
+        assert_eq!(c.scale_in_alarms, ["visits-api-cpu-low", "other-low"]);
+        for bad in ["a,,b", "a,", &"x".repeat(256)] {
+            m.insert("SCALE_IN_ALARMS".into(), bad.to_string());
+            let e = Config::from_map(&m).unwrap_err().to_string();
+            assert!(e.contains("SCALE_IN_ALARMS"), "{bad}: {e}");
+        }
     }
 
     #[test]

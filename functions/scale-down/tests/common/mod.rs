@@ -52,6 +52,8 @@ pub struct State {
     pub next_id: u32,
     pub violations: Vec<String>,
     pub log: Vec<String>,
+    /// What DescribeAlarms answers (the reconcile schedule's SCALE_IN_ALARMS).
+    pub alarms: Vec<scale_down::port::AlarmView>,
 }
 
 pub struct World {
@@ -430,6 +432,20 @@ impl Port for World {
             s.reconcile();
         });
         Ok(())
+    }
+
+    async fn alarms(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<scale_down::port::AlarmView>, PortError> {
+        self.gate("DescribeAlarms")?;
+        Ok(self.with(|s| {
+            s.alarms
+                .iter()
+                .filter(|a| names.contains(&a.name))
+                .cloned()
+                .collect()
+        }))
     }
 
     fn now_unix(&self) -> i64 {
