@@ -8,8 +8,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use e2e::stack::alarms::cloudwatch;
 use e2e::stack::alarms::eval::State;
-use e2e::stack::alarms::query::CloudWatchQuery;
 use e2e::stack::alarms::{self, AlarmDriver, DriverEvent, DriverOpts, InvokeFuture, Invoker};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -81,7 +81,7 @@ async fn inflight_over_the_threshold_alarms_in_moto_and_invokes_scale_up_once() 
         let done: InvokeFuture = Box::pin(async { Ok(json!({"ok": true})) });
         done
     });
-    let cw = CloudWatchQuery::new(&moto.endpoint(), test_support::moto::REGION).unwrap();
+    let cw = aws_sdk_cloudwatch::Client::new(&moto.sdk_config().await);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let opts = DriverOpts {
         time_scale: 10.0,
@@ -125,7 +125,7 @@ async fn inflight_over_the_threshold_alarms_in_moto_and_invokes_scale_up_once() 
     assert_eq!(change.threshold, Some(50.0));
     assert_eq!(change.latest_value(), Some(80.0));
     assert_eq!(
-        cw.state_of("visits-api-inflight-high")
+        cloudwatch::state_of(&cw, "visits-api-inflight-high")
             .await
             .unwrap()
             .as_deref(),

@@ -23,10 +23,10 @@
 //! evaluated as a tenth of itself (60 s -> 6 s, 10 s -> 1 s), floored at the
 //! tasks' EMF interval. Thresholds, statistics and M of N stay the template's.
 
+pub mod cloudwatch;
 pub mod emf;
 pub mod eval;
 pub mod payload;
-pub mod query;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -42,7 +42,6 @@ use tokio::sync::mpsc::UnboundedSender;
 use emf::{EmfRecord, EmfTail};
 use eval::{Evaluator, State};
 use payload::StateRecord;
-use query::CloudWatchQuery;
 use template::AlarmDef;
 
 /// The future an invoker returns: the function's JSON result, or its error.
@@ -167,7 +166,7 @@ impl AlarmDriver {
     pub async fn start(
         defs: Vec<AlarmDef>,
         log_dir: PathBuf,
-        cw: CloudWatchQuery,
+        cw: aws_sdk_cloudwatch::Client,
         invoke: Invoker,
         opts: DriverOpts,
         events: UnboundedSender<DriverEvent>,
@@ -186,7 +185,7 @@ impl AlarmDriver {
                     )
                 })
                 .collect();
-            cw.put_metric_alarm(&def, &actions).await?;
+            cloudwatch::put_metric_alarm(&cw, &def, &actions).await?;
             match local_field(&def) {
                 Some(field) => {
                     let period = opts.local_period(&def);
@@ -240,7 +239,7 @@ impl AlarmDriver {
 
 async fn evaluate(
     w: &mut Watched,
-    cw: &CloudWatchQuery,
+    cw: &aws_sdk_cloudwatch::Client,
     invoke: &Invoker,
     opts: &DriverOpts,
     events: &UnboundedSender<DriverEvent>,
@@ -259,9 +258,14 @@ async fn evaluate(
     };
     let state = payload::state_record(&w.def, &tr, &note);
     let previous = std::mem::replace(&mut w.last, state.clone());
-    let set = cw
-        .set_alarm_state(&w.def.name, state.state, &state.reason, &state.reason_data)
-        .await;
+    let set = cloudwatch::set_alarm_state(
+        cw,
+        &w.def.name,
+        state.state,
+        &state.reason,
+        &state.reason_data,
+    )
+    .await;
     if let Err(e) = set {
         let _ = events.send(DriverEvent::Error(format!("{e:#}")));
     }

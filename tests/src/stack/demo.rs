@@ -21,7 +21,6 @@ use tokio::sync::mpsc;
 
 use super::alarms::emf::EmfRecord;
 use super::alarms::eval::State;
-use super::alarms::query::CloudWatchQuery;
 use super::alarms::{self, AlarmDriver, DriverEvent, DriverOpts, Invoker};
 use super::demo_load::{self, Burner, Totals, Visits};
 use super::runner::{METRICS_INTERVAL_S, STRESS_MAX_CONCURRENT, STRESS_TOKEN};
@@ -239,7 +238,7 @@ pub async fn run(
     let driver = AlarmDriver::start(
         defs,
         s.runner.log_dir().to_path_buf(),
-        CloudWatchQuery::new(&s.moto.endpoint(), test_support::moto::REGION)?,
+        aws_sdk_cloudwatch::Client::new(&s.moto.sdk_config().await),
         s.invoke.clone(),
         driver_opts,
         tx,

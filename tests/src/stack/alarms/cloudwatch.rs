@@ -1,0 +1,89 @@
+//! The three CloudWatch calls the driver makes to the emulator, through
+//! aws-sdk-cloudwatch (tools/moto_cbor.py translates the SDK's CBOR for moto).
+
+use anyhow::Context;
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic as CwStat};
+use aws_sdk_cloudwatch::Client;
+
+use super::eval::{Comparison, State, Statistic};
+use super::template::AlarmDef;
+
+/// `PutMetricAlarm` with the template's settings, acting on `actions` (ARNs).
+pub async fn put_metric_alarm(
+    cw: &Client,
+    def: &AlarmDef,
+    actions: &[String],
+) -> anyhow::Result<()> {
+    let r = &def.rule;
+    let comparison = match r.comparison {
+        Comparison::Greater => ComparisonOperator::GreaterThanThreshold,
+        Comparison::GreaterOrEqual => ComparisonOperator::GreaterThanOrEqualToThreshold,
+        Comparison::Less => ComparisonOperator::LessThanThreshold,
+        Comparison::LessOrEqual => ComparisonOperator::LessThanOrEqualToThreshold,
+    };
+    let statistic = match r.statistic {
+        Statistic::Average => CwStat::Average,
+        Statistic::Sum => CwStat::Sum,
+        Statistic::Minimum => CwStat::Minimum,
+        Statistic::Maximum => CwStat::Maximum,
+        Statistic::SampleCount => CwStat::SampleCount,
+    };
+    let dimensions = def
+        .dimensions
+        .iter()
+        .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+        .collect();
+    cw.put_metric_alarm()
+        .alarm_name(&def.name)
+        .namespace(&def.namespace)
+        .metric_name(&def.metric)
+        .statistic(statistic)
+        .comparison_operator(comparison)
+        .threshold(r.threshold)
+        .period(r.period_s as i32)
+        .evaluation_periods(r.evaluation_periods as i32)
+        .datapoints_to_alarm(r.datapoints_to_alarm as i32)
+        .treat_missing_data(r.missing.as_str())
+        .set_dimensions(Some(dimensions))
+        .set_alarm_actions(Some(actions.to_vec()))
+        .send()
+        .await
+        .with_context(|| format!("PutMetricAlarm {}", def.name))?;
+    Ok(())
+}
+
+/// `SetAlarmState`: what CloudWatch records on a state change.
+pub async fn set_alarm_state(
+    cw: &Client,
+    name: &str,
+    state: State,
+    reason: &str,
+    reason_data: &str,
+) -> anyhow::Result<()> {
+    cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(StateValue::from(state.as_str()))
+        .state_reason(reason)
+        .state_reason_data(reason_data)
+        .send()
+        .await
+        .with_context(|| format!("SetAlarmState {name}"))?;
+    Ok(())
+}
+
+/// The alarm's state value in the emulator (`DescribeAlarms`); None when
+/// there is no such alarm.
+pub async fn state_of(cw: &Client, name: &str) -> anyhow::Result<Option<String>> {
+    let out = cw
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .with_context(|| format!("DescribeAlarms {name}"))?;
+    Ok(out
+        .metric_alarms()
+        .iter()
+        .find(|a| a.alarm_name() == Some(name))
+        .and_then(|a| a.state_value())
+        .map(|s| s.as_str().to_string()))
+}
