@@ -212,7 +212,7 @@ async fn stop_waiting(
     }
     match timed(&mut steps, "record_heartbeat", deps.asg.heartbeat(action)).await {
         Ok(()) => Ok(Drained {
-            outcome: Outcome::Failed,
+            outcome: Outcome::InProgress,
             reason: format!(
                 "{instance} still draining ({left}); heartbeat sent, the next invocation resumes"
             ),

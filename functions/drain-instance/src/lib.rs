@@ -260,13 +260,27 @@ async fn resume_all(
         let mut d = drain::drain(deps, &s.cluster, &action, b).await?;
         all.steps.append(&mut d.steps);
         all.operator_checks.append(&mut d.operator_checks);
-        if d.outcome != Outcome::Completed {
-            all.outcome = d.outcome;
-        }
+        all.outcome = worst(all.outcome, d.outcome);
         reasons.push(d.reason);
     }
     all.reason = reasons.join("; ");
     Ok(report(s, trigger, &id, all, started))
+}
+
+/// The schedule's outcome over several instances: any failure, else any drain
+/// still in progress, else completed.
+fn worst(a: Outcome, b: Outcome) -> Outcome {
+    let rank = |o: Outcome| match o {
+        Outcome::Failed => 3,
+        Outcome::InProgress => 2,
+        Outcome::Completed => 0,
+        _ => 1,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
 }
 
 fn report(s: &Settings, trigger: TriggerSummary, id: &str, d: Drained, started: Instant) -> Report {
@@ -304,5 +318,20 @@ fn report(s: &Settings, trigger: TriggerSummary, id: &str, d: Drained, started: 
         started_at: Utc::now() - chrono::Duration::from_std(started.elapsed()).unwrap_or_default(),
         duration_ms: started.elapsed().as_millis() as u64,
         dry_run: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_reports_the_worst_instance() {
+        use Outcome::*;
+        assert_eq!(worst(Completed, InProgress), InProgress);
+        assert_eq!(worst(InProgress, Completed), InProgress);
+        assert_eq!(worst(Failed, InProgress), Failed);
+        assert_eq!(worst(InProgress, Failed), Failed);
+        assert_eq!(worst(Completed, Completed), Completed);
     }
 }

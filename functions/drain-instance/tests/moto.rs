@@ -200,7 +200,7 @@ async fn drains_then_heartbeats_then_completes_when_the_last_task_leaves() {
 
     // The task stays: the wait outlasts this (short) invocation.
     let r = w.run(event.clone(), Duration::from_secs(2)).await;
-    assert_eq!(r.outcome, Outcome::Failed, "{r:#?}");
+    assert_eq!(r.outcome, Outcome::InProgress, "{r:#?}");
     assert!(
         r.outcome_reason.contains("still draining"),
         "{}",

@@ -23,6 +23,10 @@ pub enum Outcome {
     /// A step failed and could not be undone in this invocation; the next invocation
     /// (any alarm or the reconcile schedule) finishes or rolls back the episode.
     Failed,
+    /// Nothing failed, but the action outlasts one invocation and a later one goes on
+    /// with it (drain-instance: the instance is still draining, a lifecycle heartbeat was
+    /// sent, the schedule or the retried event resumes). Serialized `in_progress`.
+    InProgress,
 }
 
 /// Which function produced the report.
@@ -181,4 +185,21 @@ pub struct Report {
     pub duration_ms: u64,
     #[serde(default)]
     pub dry_run: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn outcomes_serialize_in_snake_case_including_in_progress() {
+        let json = serde_json::to_string(&Outcome::InProgress).unwrap();
+        assert_eq!(json, "\"in_progress\"");
+        let back: Outcome = serde_json::from_str("\"in_progress\"").unwrap();
+        assert_eq!(back, Outcome::InProgress);
+        assert_eq!(
+            serde_json::to_string(&Outcome::RolledBack).unwrap(),
+            "\"rolled_back\""
+        );
+    }
 }

@@ -55,6 +55,18 @@ fn episode(context: &RequestContext, r: &Report, settings: &Settings) -> Verdict
             first_non_empty(&r.outcome_reason, &r.decision.reason)
         ));
     }
+    if r.outcome == Outcome::InProgress {
+        // Quiet on purpose: a drain that outlasts one invocation reports in_progress at
+        // every heartbeat (each schedule tick or retry), so even one "low priority" notice per
+        // report would repeat every 2 minutes, and a notice once per drain would need state
+        // across invocations. Its end always reports: completed (info), or failed with the
+        // tasks named when the hook's global timeout comes (critical). A drain that stays
+        // in progress forever is caught by that timeout, so nothing is lost by waiting.
+        return Verdict::drop(format!(
+            "still in progress, a later invocation goes on: {}",
+            first_non_empty(&r.outcome_reason, &r.decision.reason)
+        ));
+    }
     let place = place(context, Some(r), settings);
     let service = &r.service.service;
     let (done, noun) = verb(r.function);
@@ -78,7 +90,7 @@ fn episode(context: &RequestContext, r: &Report, settings: &Settings) -> Verdict
             Severity::Critical,
             format!("{noun} failed, left for next run"),
         ),
-        Outcome::Skipped => unreachable!("returned above"),
+        Outcome::Skipped | Outcome::InProgress => unreachable!("returned above"),
     };
     if r.drain.as_ref().is_some_and(|d| d.deadline_hit) {
         severity = severity.max(Severity::Warning);
@@ -112,7 +124,7 @@ fn episode(context: &RequestContext, r: &Report, settings: &Settings) -> Verdict
              The next invocation (any alarm or the reconcile schedule) finishes or rolls it back.",
             first_non_empty(&r.outcome_reason, "see Steps below.")
         ),
-        Outcome::Skipped => unreachable!("returned above"),
+        Outcome::Skipped | Outcome::InProgress => unreachable!("returned above"),
     };
     let summary = if r.dry_run {
         format!("DRY RUN (nothing was changed). {summary}")
