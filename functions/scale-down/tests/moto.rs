@@ -306,3 +306,61 @@ async fn a_scale_out_that_overtakes_the_lowering_still_keeps_the_task() {
     // landed and asked for the cancel: the victim is never stopped by ECS.
     overtaken_after("overtaken", "ecs:UpdateService", 0, true).await;
 }
+
+/// The low alarm stays in ALARM in the emulator's CloudWatch (aws-sdk-cloudwatch
+/// through the CBOR shim): the reconcile schedule scales in once, and only
+/// reconciles when the alarm is back to OK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_scales_in_while_the_low_alarm_stays_in_alarm() {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+    let mut w = World::new("stuck-low", &[0, 0, 0]).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&test_support::moto::shared().sdk_config().await);
+    let name = format!("{}-cpu-low", w.cluster);
+    cw.put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(30.0)
+        .comparison_operator(ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    let set = |state: StateValue| {
+        cw.set_alarm_state()
+            .alarm_name(&name)
+            .state_value(state)
+            .state_reason("test")
+            .send()
+    };
+    set(StateValue::Alarm).await.expect("SetAlarmState ALARM");
+    w.aws.cloudwatch = Some(cw.clone());
+    w.settings.scale_in_alarms = vec![name.clone()];
+
+    let r = handle(w.schedule(), &w.aws, &w.settings, deadline())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Completed, "{r:#?}");
+    let json = serde_json::to_value(&r).unwrap();
+    let reason = json["trigger"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!("schedule: {name} still in ALARM since ")),
+        "{reason}"
+    );
+    assert_eq!(json["trigger"]["alarm_name"], name.as_str());
+    assert_eq!(w.service().await.0, 2);
+    w.check_settled().await.unwrap();
+
+    set(StateValue::Ok).await.expect("SetAlarmState OK");
+    let mut tick = w.schedule();
+    tick["time"] = "2026-11-23T15:04:00Z".into();
+    let r = handle(tick, &w.aws, &w.settings, deadline()).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Skipped, "{r:#?}");
+    assert!(
+        r.outcome_reason.contains("no scale-in alarm in ALARM"),
+        "{r:#?}"
+    );
+    assert_eq!(w.service().await.0, 2);
+}
