@@ -5,3 +5,4 @@
 
 pub mod loadgen;
 pub mod stack;
+pub mod template;

@@ -6,14 +6,13 @@
 //! template never sets, an alarm whose action the target function does not permit, a rule
 //! aimed at a function that does not exist, a sample event for an unknown function.
 //!
-//! Templates are decoded by cfn-lint's CloudFormation YAML decoder (the project venv's
-//! Python), which understands the short-form tags (`!Ref`, `!GetAtt`, `!Sub`...) and turns
-//! them into their JSON form (`{"Ref": ..}`, `{"Fn::GetAtt": [..]}`).
+//! Templates are decoded, and `!Ref`/`!Sub` resolved, by `e2e::template` (cfn-lint's
+//! CloudFormation YAML decoder from the project venv), which the alarm driver uses too.
 
-use serde_json::{json, Map, Value};
+use e2e::template::{of_type, referenced_id, resolve_text, resources};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// The template that holds the functions, alarms and rules.
@@ -68,42 +67,7 @@ fn repo() -> PathBuf {
 /// Every template in infra/, decoded to JSON, by file name.
 fn templates() -> &'static BTreeMap<String, Value> {
     static T: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
-    T.get_or_init(|| {
-        let python = repo().join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run `make setup` (its cfn-lint decodes CloudFormation YAML)",
-            python.display()
-        );
-        let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("infra"))
-            .expect("read infra/")
-            .map(|e| e.expect("dir entry").path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "no templates in infra/");
-        let script = "import json, os, sys\n\
-            from cfnlint.decode import decode\n\
-            out = {}\n\
-            for p in sys.argv[1:]:\n\
-            \x20   t, errs = decode(p)\n\
-            \x20   if errs or t is None:\n\
-            \x20       sys.exit(p + ': ' + '; '.join(str(e) for e in errs))\n\
-            \x20   out[os.path.basename(p)] = t\n\
-            json.dump(out, sys.stdout)\n";
-        let out = Command::new(&python)
-            .arg("-c")
-            .arg(script)
-            .args(&files)
-            .output()
-            .unwrap_or_else(|e| panic!("run {}: {e}; run `make setup`", python.display()));
-        assert!(
-            out.status.success(),
-            "decoding the templates failed (is cfn-lint in the venv? run `make setup`): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("decoder printed JSON")
-    })
+    T.get_or_init(|| e2e::template::infra_templates().unwrap_or_else(|e| panic!("{e:#}")))
 }
 
 fn template(name: &str) -> &'static Value {
@@ -112,45 +76,9 @@ fn template(name: &str) -> &'static Value {
         .unwrap_or_else(|| panic!("infra/{name} is missing"))
 }
 
-fn resources(t: &Value) -> &Map<String, Value> {
-    t["Resources"].as_object().expect("template has Resources")
-}
-
-fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
-    resources(t)
-        .iter()
-        .filter(|(_, r)| r["Type"] == ty)
-        .collect()
-}
-
-/// The logical ID that `{"Fn::GetAtt": [id, "Arn"]}` (or `"id.Arn"`) or `{"Ref": id}` names.
-fn referenced_id(v: &Value) -> Option<String> {
-    if let Some(r) = v.get("Ref").and_then(Value::as_str) {
-        return Some(r.to_string());
-    }
-    match v.get("Fn::GetAtt")? {
-        Value::Array(a) if a.len() == 2 && a[1] == "Arn" => a[0].as_str().map(str::to_string),
-        Value::String(s) => s.strip_suffix(".Arn").map(str::to_string),
-        _ => None,
-    }
-}
-
-/// `!Sub` strings with `${Param}` replaced by the parameter defaults.
+/// `!Sub` strings (or literals) with `${Param}` replaced by the parameter defaults.
 fn resolve_name(t: &Value, v: &Value) -> String {
-    let raw = match v {
-        Value::String(s) => s.clone(),
-        other => other["Fn::Sub"]
-            .as_str()
-            .unwrap_or_else(|| panic!("expected a string or !Sub string, got {other}"))
-            .to_string(),
-    };
-    let mut s = raw;
-    for (name, p) in t["Parameters"].as_object().into_iter().flatten() {
-        if let Some(d) = p.get("Default").and_then(Value::as_str) {
-            s = s.replace(&format!("${{{name}}}"), d);
-        }
-    }
-    s
+    resolve_text(t, v).unwrap_or_else(|e| panic!("{v}: {e:#}"))
 }
 
 /// One Lambda function of the scaling template.

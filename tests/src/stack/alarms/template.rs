@@ -2,18 +2,17 @@
 //! stack `infra/scaling.yaml` (its `AWS::CloudWatch::Alarm` resources, whose
 //! numbers are `!Ref` parameters with defaults). No number is copied here.
 //!
-//! The template is decoded by cfn-lint's CloudFormation YAML decoder from the
-//! project venv (it understands `!Ref`, `!Sub`, `!GetAtt`), the same decoder
-//! that `tests/tests/infra_crosscheck.rs` uses.
+//! Decoding and `!Ref`/`!Sub` resolution are [`crate::template`]'s, shared
+//! with `tests/tests/infra_crosscheck.rs`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::eval::{Comparison, MissingData, Rule, Statistic};
+pub use crate::template::decode;
+use crate::template::{arn_of, of_type, resolve_number, resolve_text};
 
 /// One alarm of the template, with its parameters resolved to their defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,31 +38,6 @@ pub fn scaling_template() -> std::path::PathBuf {
     test_support::paths::repo_root().join("infra/scaling.yaml")
 }
 
-/// Decodes a CloudFormation YAML template to JSON with the venv's cfn-lint.
-pub fn decode(path: &Path) -> anyhow::Result<Value> {
-    let python = test_support::paths::venv_bin()?.join("python");
-    let script = "import json, sys\n\
-        from cfnlint.decode import decode\n\
-        t, errs = decode(sys.argv[1])\n\
-        if errs or t is None:\n\
-        \x20   sys.exit('; '.join(str(e) for e in errs))\n\
-        json.dump(t, sys.stdout)\n";
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(script)
-        .arg(path)
-        .output()
-        .with_context(|| format!("run {} (run `make setup`)", python.display()))?;
-    if !out.status.success() {
-        bail!(
-            "decoding {} failed (is cfn-lint in the venv? run `make setup`): {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    serde_json::from_slice(&out.stdout).context("the decoder printed no JSON")
-}
-
 /// Every alarm of the scaling template (`infra/scaling.yaml`).
 pub fn load() -> anyhow::Result<Vec<AlarmDef>> {
     alarms(&decode(&scaling_template())?)
@@ -71,14 +45,9 @@ pub fn load() -> anyhow::Result<Vec<AlarmDef>> {
 
 /// Every `AWS::CloudWatch::Alarm` of a decoded template, sorted by name.
 pub fn alarms(t: &Value) -> anyhow::Result<Vec<AlarmDef>> {
-    let resources = t["Resources"]
-        .as_object()
-        .context("template has no Resources")?;
+    anyhow::ensure!(t["Resources"].is_object(), "template has no Resources");
     let mut out = Vec::new();
-    for (id, res) in resources {
-        if res["Type"] != "AWS::CloudWatch::Alarm" {
-            continue;
-        }
+    for (id, res) in of_type(t, "AWS::CloudWatch::Alarm") {
         out.push(alarm(t, id, &res["Properties"]).with_context(|| format!("alarm {id}"))?);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -140,60 +109,13 @@ fn alarm(t: &Value, id: &str, p: &Value) -> anyhow::Result<AlarmDef> {
 
 /// `!GetAtt ScaleUpFunction.Arn` -> the function's binary (`BuildProperties.Binary`).
 fn function_binary(t: &Value, action: &Value) -> anyhow::Result<String> {
-    let id = match &action["Fn::GetAtt"] {
-        Value::Array(a) if a.len() == 2 && a[1] == "Arn" => a[0].as_str(),
-        Value::String(s) => s.strip_suffix(".Arn"),
-        _ => None,
-    }
-    .with_context(|| format!("alarm action {action} is not !GetAtt <Function>.Arn"))?;
-    let f = &t["Resources"][id];
+    let id = arn_of(action)
+        .with_context(|| format!("alarm action {action} is not !GetAtt <Function>.Arn"))?;
+    let f = &t["Resources"][&id];
     f["Metadata"]["BuildProperties"]["Binary"]
         .as_str()
         .map(str::to_string)
         .with_context(|| format!("{id} has no Metadata.BuildProperties.Binary"))
-}
-
-/// A parameter's default, or an error naming it.
-fn default_of<'a>(t: &'a Value, param: &str) -> anyhow::Result<&'a Value> {
-    let d = &t["Parameters"][param]["Default"];
-    anyhow::ensure!(!d.is_null(), "parameter {param} has no Default");
-    Ok(d)
-}
-
-/// A literal, `!Ref Param` (its default) or `!Sub "..${Param}.."` (defaults substituted).
-fn resolve_text(t: &Value, v: &Value) -> anyhow::Result<String> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        _ if v.get("Ref").is_some() => {
-            let param = v["Ref"].as_str().context("Ref is not a name")?;
-            resolve_text(t, default_of(t, param)?)
-        }
-        _ if v.get("Fn::Sub").is_some() => {
-            let mut s = v["Fn::Sub"]
-                .as_str()
-                .context("only string !Sub")?
-                .to_string();
-            while let Some(start) = s.find("${") {
-                let end = s[start..].find('}').context("unclosed ${")? + start;
-                let param = s[start + 2..end].to_string();
-                let value = resolve_text(t, default_of(t, &param)?)?;
-                s.replace_range(start..=end, &value);
-            }
-            Ok(s)
-        }
-        other => bail!("cannot resolve {other}"),
-    }
-}
-
-fn resolve_number(t: &Value, v: &Value) -> anyhow::Result<f64> {
-    if let Some(n) = v.as_f64() {
-        return Ok(n);
-    }
-    let s = resolve_text(t, v)?;
-    s.trim()
-        .parse()
-        .with_context(|| format!("{s:?} is not a number"))
 }
 
 impl std::str::FromStr for Statistic {
