@@ -3,9 +3,10 @@
 
 mod common;
 
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, Statistic};
 use chrono::{DateTime, Duration, Utc};
 use scale_up::{handle_at, Deps};
-use scaling::report::Outcome;
+use scaling::report::{Outcome, Report};
 use serde_json::Value;
 use test_support::moto;
 
@@ -78,6 +79,71 @@ impl Stack {
         ev
     }
 
+    /// What the database reports in CloudWatch: a `DatabaseConnections`
+    /// datapoint of AWS/RDS for instance `db`, a minute ago (inside the five
+    /// minutes scale-up reads).
+    async fn database_connections(&self, db: &str, connections: f64) {
+        let at = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        self.deps
+            .cloudwatch
+            .client()
+            .put_metric_data()
+            .namespace("AWS/RDS")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("DatabaseConnections")
+                    .dimensions(
+                        Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(db)
+                            .build(),
+                    )
+                    .timestamp(at.into())
+                    .value(connections)
+                    .unit(StandardUnit::Count)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("PutMetricData DatabaseConnections");
+    }
+
+    /// The sum of this service's `ScaleOutTasks` episode metric in the last
+    /// ten minutes (None: no datapoint).
+    async fn scale_out_tasks_metric(&self) -> Option<f64> {
+        let now = std::time::SystemTime::now();
+        let out = self
+            .deps
+            .cloudwatch
+            .client()
+            .get_metric_statistics()
+            .namespace("VisitsApi")
+            .metric_name("ScaleOutTasks")
+            .dimensions(
+                Dimension::builder()
+                    .name("ClusterName")
+                    .value(&self.cluster)
+                    .build(),
+            )
+            .dimensions(
+                Dimension::builder()
+                    .name("ServiceName")
+                    .value("visits-api")
+                    .build(),
+            )
+            .start_time((now - std::time::Duration::from_secs(600)).into())
+            .end_time((now + std::time::Duration::from_secs(60)).into())
+            .period(3600)
+            .statistics(Statistic::Sum)
+            .send()
+            .await
+            .expect("GetMetricStatistics ScaleOutTasks");
+        out.datapoints()
+            .iter()
+            .filter_map(|d| d.sum())
+            .reduce(|a, b| a + b)
+    }
+
     async fn desired(&self) -> i32 {
         let out = self
             .ecs
@@ -125,6 +191,85 @@ async fn one_task_becomes_two() {
     assert!(
         tags["autoscaler:scale-out-keys"].ends_with("-2"),
         "{tags:?}"
+    );
+    // The episode metric went to CloudWatch (through the SDK's CBOR on moto).
+    let put = step(&report, "put_metric_data");
+    assert!(put.ok, "{put:?}");
+    assert_eq!(s.scale_out_tasks_metric().await, Some(1.0));
+}
+
+/// The report's step called `name`.
+fn step<'a>(report: &'a Report, name: &str) -> &'a scaling::report::Step {
+    report
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no {name} step in {:#?}", report.steps))
+}
+
+/// Issue 3's database cap: 100 connections, 10 per task's pool, read from
+/// instance `db`; a step of 3 and room for 10 tasks otherwise.
+fn db_cap(db: &str) -> [(&str, &str); 6] {
+    [
+        ("DB_MAX_CONNECTIONS", "100"),
+        ("DB_POOL_PER_TASK", "10"),
+        ("DB_INSTANCE_ID", db),
+        ("SCALE_OUT_STEP", "3"),
+        ("MAX_TASKS", "10"),
+        ("SCALE_OUT_COOLDOWN_S", "0"),
+    ]
+}
+
+#[tokio::test]
+async fn the_database_cap_shortens_the_step_to_the_connection_headroom() {
+    let s = stack("up-dbcap", 2, &db_cap("up-dbcap-db")).await;
+    // 75 of 100 used: 25 left is 2 tasks' pools, so 2 -> 4, not 2 -> 5.
+    s.database_connections("up-dbcap-db", 75.0).await;
+    let now = t0();
+    let report = handle_at(s.alarm(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    assert!(step(&report, "database_connections").ok, "{report:#?}");
+    assert_eq!(report.after.unwrap().desired, 4, "{report:#?}");
+    assert_eq!(s.desired().await, 4);
+    assert!(
+        report
+            .decision
+            .reason
+            .contains("capped by database connections: 75 of 100 used, 10 per task"),
+        "the report says the cap stopped it: {}",
+        report.decision.reason
+    );
+
+    // Now the database is full: no headroom, so the next alarm change is skipped.
+    s.database_connections("up-dbcap-db", 100.0).await;
+    let later = now + Duration::seconds(1);
+    let report = handle_at(s.alarm(later), &s.deps, later).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+    assert!(
+        report
+            .outcome_reason
+            .contains("capped at 4 tasks by database connections: 100 of 100 used"),
+        "{}",
+        report.outcome_reason
+    );
+    assert_eq!(s.desired().await, 4);
+}
+
+#[tokio::test]
+async fn the_database_cap_lets_the_whole_step_through_with_headroom() {
+    let s = stack("up-dbcap-room", 2, &db_cap("up-dbcap-room-db")).await;
+    // 20 of 100 used: 8 more tasks' pools fit, the step of 3 is not cut.
+    s.database_connections("up-dbcap-room-db", 20.0).await;
+    let now = t0();
+    let report = handle_at(s.alarm(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    assert!(step(&report, "database_connections").ok, "{report:#?}");
+    assert_eq!(report.after.unwrap().desired, 5, "{report:#?}");
+    assert_eq!(s.desired().await, 5);
+    assert!(
+        !report.decision.reason.contains("capped"),
+        "{}",
+        report.decision.reason
     );
 }
 
