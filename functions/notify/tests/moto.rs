@@ -19,14 +19,14 @@ fn sent_to(moto: &test_support::moto::Moto, topic: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn publishes_to_the_emulator_and_drops_replays() {
-    let moto = test_support::moto::shared();
-    let conf = moto.sdk_config().await;
+/// Clients on the shared emulator, with a new SNS topic `name` (each test its
+/// own: the replay ring lives in the topic's tags).
+async fn deps_with_topic(name: &str) -> (Deps, String) {
+    let conf = test_support::moto::shared().sdk_config().await;
     let sns = aws_sdk_sns::Client::new(&conf);
     let topic = sns
         .create_topic()
-        .name("notify-moto-test")
+        .name(name)
         .send()
         .await
         .expect("create topic")
@@ -34,10 +34,18 @@ async fn publishes_to_the_emulator_and_drops_replays() {
         .expect("topic arn")
         .to_string();
     let deps = Deps {
-        sns: sns.clone(),
+        sns,
         cloudwatch: aws_sdk_cloudwatch::Client::new(&conf),
         settings: common::settings_with(&topic),
     };
+    (deps, topic)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishes_to_the_emulator_and_drops_replays() {
+    let moto = test_support::moto::shared();
+    let (deps, topic) = deps_with_topic("notify-moto-test").await;
+    let sns = deps.sns.clone();
 
     let out = handle(common::event("ecs-task-oom"), &deps)
         .await
@@ -151,18 +159,9 @@ async fn change(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flapping_alarm_in_the_emulator_gives_one_email_then_one_digest() {
     let moto = test_support::moto::shared();
-    let conf = moto.sdk_config().await;
-    let sns = aws_sdk_sns::Client::new(&conf);
-    let cw = aws_sdk_cloudwatch::Client::new(&conf);
-    let topic = sns
-        .create_topic()
-        .name("notify-moto-flap")
-        .send()
-        .await
-        .expect("create topic")
-        .topic_arn()
-        .expect("topic arn")
-        .to_string();
+    // FLAP_MAX_TRANSITIONS=3 in 10 minutes (common::settings_with).
+    let (deps, topic) = deps_with_topic("notify-moto-flap").await;
+    let cw = deps.cloudwatch.clone();
     let alarm = "visits-api-5xx";
     cw.put_metric_alarm()
         .alarm_name(alarm)
@@ -176,12 +175,6 @@ async fn a_flapping_alarm_in_the_emulator_gives_one_email_then_one_digest() {
         .send()
         .await
         .expect("PutMetricAlarm");
-    // FLAP_MAX_TRANSITIONS=3 in 10 minutes (common::settings_with).
-    let deps = Deps {
-        sns,
-        cloudwatch: cw.clone(),
-        settings: common::settings_with(&topic),
-    };
 
     // A single change: emailed as it is.
     let first = change(&cw, alarm, StateValue::Alarm, 1).await;
