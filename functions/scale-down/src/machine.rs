@@ -29,8 +29,11 @@ pub struct NotStarted(pub PortError);
 enum Stop {
     /// Undo what was done, then report with this outcome and reason.
     Rollback(Outcome, String),
-    /// Leave the marker for the next invocation (deadline reached or undo impossible now).
+    /// Leave the marker for the next invocation: undo or the next step is impossible now.
     Leave(String),
+    /// The function deadline came mid-wait: the marker stays and the next invocation
+    /// (the schedule, or any alarm) resumes. Not a failure, so not an email.
+    Resume(String),
 }
 
 impl From<PortError> for Stop {
@@ -511,7 +514,7 @@ impl<'a, P: Port> Episode<'a, P> {
                     duration_ms: t0.elapsed().as_millis() as u64,
                     detail: "function deadline: drain continues in the next invocation".into(),
                 });
-                return Err(Stop::Leave(
+                return Err(Stop::Resume(
                     "the drain outlasted this invocation; the next one resumes it".into(),
                 ));
             }
@@ -605,7 +608,7 @@ impl<'a, P: Port> Episode<'a, P> {
                 ));
             }
             if Instant::now() + self.s.poll_interval >= self.deadline {
-                return Err(Stop::Leave(
+                return Err(Stop::Resume(
                     "the victim was still stopping at the function deadline".into(),
                 ));
             }
@@ -766,6 +769,7 @@ impl<'a, P: Port> Episode<'a, P> {
                 Err(e) => (Outcome::Failed, format!("could not clear the marker: {e}")),
             },
             Err(Stop::Leave(why)) => (Outcome::Failed, why),
+            Err(Stop::Resume(why)) => (Outcome::InProgress, why),
             Err(Stop::Rollback(outcome, why)) => match self.roll_back().await {
                 Ok(()) => (outcome, why),
                 Err(e) => (

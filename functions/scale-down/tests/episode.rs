@@ -30,6 +30,35 @@ async fn reconcile(world: &World) -> Vec<Outcome> {
     outcomes
 }
 
+/// A drain longer than one invocation is reported in progress (no email), keeps
+/// its marker and protections, and the next invocation finishes it.
+#[tokio::test(start_paused = true)]
+async fn a_drain_outlasting_the_invocation_is_in_progress_then_resumed() {
+    let world = World::new(3, 1, 10);
+    world.with(|s| s.tasks.iter_mut().for_each(|t| t.in_flight = 40));
+    let short = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let r = handle(alarm("ALARM", 1), &world, &settings(1, 10), short)
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::InProgress, "{r:#?}");
+    assert!(
+        r.outcome_reason.contains("next one resumes"),
+        "{}",
+        r.outcome_reason
+    );
+    world.with(|s| {
+        assert_eq!(s.desired, 3, "desired is only lowered after the drain");
+        assert!(
+            s.tags.contains_key("autoscaler:episode"),
+            "marker kept: {:?}",
+            s.tags
+        );
+    });
+    assert_eq!(reconcile(&world).await.first(), Some(&Outcome::Completed));
+    world.with(|s| assert_eq!(s.desired, 2));
+    world.check_settled().unwrap();
+}
+
 /// How many port calls a clean episode on 3 tasks makes.
 async fn clean_calls() -> usize {
     let world = World::new(3, 1, 10);
