@@ -215,6 +215,8 @@ pub fn function_env(moto: &Moto, stack: &Stack) -> BTreeMap<String, String> {
         ("SCALE_OUT_STEP", "1".into()),
         ("SCALE_OUT_COOLDOWN_S", "0".into()),
         ("SCALE_IN_COOLDOWN_S", "0".into()),
+        // As the template's Globals: the reconcile schedule scales in while this stays in ALARM.
+        ("SCALE_IN_ALARMS", format!("{SERVICE}-cpu-low")),
         ("TOPIC_ARN", stack.topic_arn.clone()),
         ("ADMIN_TOKEN", ADMIN_TOKEN.into()),
         ("TASK_PORT", TASK_PORT.to_string()),
