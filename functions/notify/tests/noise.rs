@@ -1,9 +1,10 @@
 //! Noise control through the real handler: a flapping alarm gives one digest, a
 //! replayed event gives nothing, malformed input is a clear error with no AWS call.
-//! SNS and CloudWatch are aws-smithy-mocks clients here (moto has no
-//! DescribeAlarmHistory); the mocks keep state (topic tags, alarm history) so the
-//! handler's read-decide-write cycle is exercised as on AWS. `moto.rs` checks the
-//! SNS side against the emulator.
+//! SNS and CloudWatch are aws-smithy-mocks clients here, for what the emulator can't
+//! do on demand: exact history timestamps, injected failures, counting every AWS call.
+//! The mocks keep state (topic tags, alarm history) so the handler's read-decide-write
+//! cycle is exercised as on AWS. `moto.rs` runs the same flap and publish paths against
+//! the emulator.
 
 mod common;
 
