@@ -59,6 +59,15 @@ pub async fn stress(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("stress thread: {e}")))?;
+    // Cut short by shutdown past the grace period: the burn asked for did not happen,
+    // so the client must not read success (a 200 here raced the exit in tests).
+    if burned < duration {
+        return Err(ApiError::Unavailable(format!(
+            "shutting down: burn stopped after {:.2} of {} s",
+            burned.as_secs_f64(),
+            req.duration_s
+        )));
+    }
     Ok(Json(json!({
         "burned_s": (burned.as_secs_f64() * 100.0).round() / 100.0,
         "task_id": state.identity.task_id,
