@@ -4,7 +4,6 @@ use drain_instance::{handle, Deps, Settings};
 use lambda_runtime::{service_fn, tracing, Error, LambdaEvent};
 use scaling::aws::{autoscaling::AutoScaling, ecs::Ecs, load_sdk_config};
 use scaling::config::Config;
-use std::time::SystemTime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,13 +18,7 @@ async fn main() -> Result<(), Error> {
     let (deps, settings) = (&deps, &settings);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            // The Lambda's deadline as a monotonic instant, for the bounded wait.
-            let left = event
-                .context
-                .deadline()
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
-            let deadline = tokio::time::Instant::now() + left;
+            let deadline = scaling::deadline::monotonic(&event.context);
             handle(event.payload, deps, settings, deadline).await
         },
     ))

@@ -7,7 +7,7 @@ use scale_down::{handle, Settings};
 use scaling::aws::autoscaling::AutoScaling;
 use scaling::aws::{ecs::Ecs, elb::Elb, load_sdk_config, protection::Protection};
 use scaling::config::Config;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// How long a task may take to answer its admin endpoints.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -47,13 +47,7 @@ async fn main() -> Result<(), Error> {
     let (port, settings) = (&port, &settings);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            // The Lambda's deadline as a monotonic instant, for the bounded waits.
-            let left = event
-                .context
-                .deadline()
-                .duration_since(SystemTime::now())
-                .unwrap_or_default();
-            let deadline = tokio::time::Instant::now() + left;
+            let deadline = scaling::deadline::monotonic(&event.context);
             handle(event.payload, port, settings, deadline).await
         },
     ))

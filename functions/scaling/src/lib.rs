@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod deadline;
 pub mod episode;
 pub mod error;
 pub mod policy;
