@@ -348,37 +348,19 @@ impl Ecs {
     /// Free CPU and memory over the cluster's ACTIVE container instances
     /// (`remainingResources`), and what one instance brings (`registeredResources`).
     pub async fn cluster_capacity(&self, cluster: &str) -> Result<ClusterCapacity, AwsError> {
-        let mut arns = Vec::new();
-        let mut pages = self
-            .client
-            .list_container_instances()
-            .cluster(cluster)
-            .status(ContainerInstanceStatus::Active)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("ecs:ListContainerInstances", e))?;
-            arns.extend(page.container_instance_arns().iter().cloned());
-        }
         let mut cap = ClusterCapacity::default();
-        for chunk in arns.chunks(DESCRIBE_BATCH) {
-            let out = self
-                .client
-                .describe_container_instances()
-                .cluster(cluster)
-                .set_container_instances(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ecs:DescribeContainerInstances", e))?;
-            for ci in out.container_instances() {
-                cap.instances += 1;
-                let free = resources(ci.remaining_resources());
-                let reg = resources(ci.registered_resources());
-                cap.free.cpu += free.cpu;
-                cap.free.memory += free.memory;
-                cap.per_instance.cpu = cap.per_instance.cpu.max(reg.cpu);
-                cap.per_instance.memory = cap.per_instance.memory.max(reg.memory);
-            }
+        let active = Some(ContainerInstanceStatus::Active);
+        for ci in self
+            .describe_container_instances(cluster, active, None)
+            .await?
+        {
+            cap.instances += 1;
+            let free = resources(ci.remaining_resources());
+            let reg = resources(ci.registered_resources());
+            cap.free.cpu += free.cpu;
+            cap.free.memory += free.memory;
+            cap.per_instance.cpu = cap.per_instance.cpu.max(reg.cpu);
+            cap.per_instance.memory = cap.per_instance.memory.max(reg.memory);
         }
         Ok(cap)
     }

@@ -4,7 +4,7 @@
 
 use crate::aws::ecs::Ecs;
 use crate::error::AwsError;
-use aws_sdk_ecs::types::{ContainerInstanceStatus, DesiredStatus};
+use aws_sdk_ecs::types::{ContainerInstance, ContainerInstanceStatus, DesiredStatus};
 
 /// DescribeContainerInstances / DescribeTasks take at most 100 ARNs a call.
 const BATCH: usize = 100;
@@ -31,14 +31,37 @@ impl ContainerInstanceInfo {
 
 impl Ecs {
     /// The container instances of `cluster`, optionally only those in `status`
-    /// and matching the cluster query `filter` (ListContainerInstances,
-    /// paginated, then DescribeContainerInstances by 100).
+    /// and matching the cluster query `filter`.
     pub async fn container_instances(
         &self,
         cluster: &str,
         status: Option<ContainerInstanceStatus>,
         filter: Option<&str>,
     ) -> Result<Vec<ContainerInstanceInfo>, AwsError> {
+        Ok(self
+            .describe_container_instances(cluster, status, filter)
+            .await?
+            .iter()
+            .map(|ci| ContainerInstanceInfo {
+                arn: ci.container_instance_arn().unwrap_or_default().to_string(),
+                ec2_instance_id: ci.ec2_instance_id().unwrap_or_default().to_string(),
+                status: ci.status().unwrap_or_default().to_string(),
+                running: ci.running_tasks_count(),
+                pending: ci.pending_tasks_count(),
+                registered_at: ci.registered_at().map(|t| t.secs()),
+            })
+            .collect())
+    }
+
+    /// The raw container instances of `cluster` (ListContainerInstances,
+    /// paginated, then DescribeContainerInstances by 100): the one listing
+    /// behind [`Ecs::container_instances`] and [`Ecs::cluster_capacity`].
+    pub(crate) async fn describe_container_instances(
+        &self,
+        cluster: &str,
+        status: Option<ContainerInstanceStatus>,
+        filter: Option<&str>,
+    ) -> Result<Vec<ContainerInstance>, AwsError> {
         let mut arns = Vec::new();
         let mut pages = self
             .client()
@@ -62,18 +85,7 @@ impl Ecs {
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("ecs:DescribeContainerInstances", e))?;
-            all.extend(
-                out.container_instances()
-                    .iter()
-                    .map(|ci| ContainerInstanceInfo {
-                        arn: ci.container_instance_arn().unwrap_or_default().to_string(),
-                        ec2_instance_id: ci.ec2_instance_id().unwrap_or_default().to_string(),
-                        status: ci.status().unwrap_or_default().to_string(),
-                        running: ci.running_tasks_count(),
-                        pending: ci.pending_tasks_count(),
-                        registered_at: ci.registered_at().map(|t| t.secs()),
-                    }),
-            );
+            all.extend(out.container_instances().iter().cloned());
         }
         Ok(all)
     }
