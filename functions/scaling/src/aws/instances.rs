@@ -38,19 +38,22 @@ impl Ecs {
         status: Option<ContainerInstanceStatus>,
         filter: Option<&str>,
     ) -> Result<Vec<ContainerInstanceInfo>, AwsError> {
-        Ok(self
-            .describe_container_instances(cluster, status, filter)
-            .await?
-            .iter()
-            .map(|ci| ContainerInstanceInfo {
-                arn: ci.container_instance_arn().unwrap_or_default().to_string(),
-                ec2_instance_id: ci.ec2_instance_id().unwrap_or_default().to_string(),
-                status: ci.status().unwrap_or_default().to_string(),
-                running: ci.running_tasks_count(),
-                pending: ci.pending_tasks_count(),
-                registered_at: ci.registered_at().map(|t| t.secs()),
-            })
-            .collect())
+        // Boxed: one more inline async layer pushes drain-instance's main
+        // future past rustc's query depth limit.
+        Ok(
+            Box::pin(self.describe_container_instances(cluster, status, filter))
+                .await?
+                .iter()
+                .map(|ci| ContainerInstanceInfo {
+                    arn: ci.container_instance_arn().unwrap_or_default().to_string(),
+                    ec2_instance_id: ci.ec2_instance_id().unwrap_or_default().to_string(),
+                    status: ci.status().unwrap_or_default().to_string(),
+                    running: ci.running_tasks_count(),
+                    pending: ci.pending_tasks_count(),
+                    registered_at: ci.registered_at().map(|t| t.secs()),
+                })
+                .collect(),
+        )
     }
 
     /// The raw container instances of `cluster` (ListContainerInstances,
