@@ -10,7 +10,7 @@ use scaling::aws::{autoscaling::AutoScaling, ecs::Ecs};
 use scaling::report::{Outcome, Report};
 use serde_json::{json, Value};
 use std::time::Duration;
-use test_support::moto;
+use test_support::{capacity, moto};
 use tokio::time::Instant;
 
 const HOOK: &str = "drain-before-terminate";
@@ -36,54 +36,22 @@ async fn world(name: &str, instances: i32) -> World {
         .send()
         .await
         .unwrap();
-    asg.create_launch_configuration()
-        .launch_configuration_name(&group)
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .unwrap();
-    asg.create_auto_scaling_group()
-        .auto_scaling_group_name(&group)
-        .launch_configuration_name(&group)
-        .min_size(0)
-        .max_size(4)
-        .desired_capacity(instances)
-        .availability_zones("us-east-1a")
-        .lifecycle_hook_specification_list(
+    let registered = capacity::group_with_container_instances(
+        &asg,
+        &ecs,
+        &cluster,
+        &group,
+        0,
+        instances,
+        Some(
             LifecycleHookSpecification::builder()
                 .lifecycle_hook_name(HOOK)
                 .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
                 .heartbeat_timeout(900)
                 .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let out = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&group)
-        .send()
-        .await
-        .unwrap();
-    let mut registered = Vec::new();
-    for i in out.auto_scaling_groups()[0].instances() {
-        let id = i.instance_id().unwrap().to_string();
-        let doc = json!({"instanceId": id, "region": "us-east-1"}).to_string();
-        let ci = ecs
-            .register_container_instance()
-            .cluster(&cluster)
-            .instance_identity_document(doc)
-            .send()
-            .await
-            .unwrap();
-        let arn = ci
-            .container_instance()
-            .unwrap()
-            .container_instance_arn()
-            .unwrap();
-        registered.push((id, arn.to_string()));
-    }
+        ),
+    )
+    .await;
     ecs.register_task_definition()
         .family(&cluster)
         .network_mode(NetworkMode::Bridge)

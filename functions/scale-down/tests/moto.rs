@@ -100,53 +100,13 @@ async fn with_capacity(
     let conf = test_support::moto::shared().sdk_config().await;
     let asg = aws_sdk_autoscaling::Client::new(&conf);
     let group = format!("{}-capacity", w.cluster);
-    asg.create_launch_configuration()
-        .launch_configuration_name(&group)
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
+    let (ids, cis): (Vec<String>, Vec<String>) =
+        test_support::capacity::group_with_container_instances(
+            &asg, &w.ecs, &w.cluster, &group, min_size, 2, None,
+        )
         .await
-        .unwrap();
-    asg.create_auto_scaling_group()
-        .auto_scaling_group_name(&group)
-        .launch_configuration_name(&group)
-        .min_size(min_size)
-        .max_size(4)
-        .desired_capacity(2)
-        .availability_zones("us-east-1a")
-        .send()
-        .await
-        .unwrap();
-    let out = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&group)
-        .send()
-        .await
-        .unwrap();
-    let ids: Vec<String> = out.auto_scaling_groups()[0]
-        .instances()
-        .iter()
-        .map(|i| i.instance_id().unwrap().to_string())
-        .collect();
-    let mut cis = Vec::new();
-    for id in &ids {
-        let doc = serde_json::json!({"instanceId": id}).to_string();
-        let ci = w
-            .ecs
-            .register_container_instance()
-            .cluster(&w.cluster)
-            .instance_identity_document(doc)
-            .send()
-            .await
-            .unwrap();
-        cis.push(
-            ci.container_instance()
-                .unwrap()
-                .container_instance_arn()
-                .unwrap()
-                .to_string(),
-        );
-    }
+        .into_iter()
+        .unzip();
     // A bridge-mode task (not the service's) keeps the first instance busy.
     w.ecs
         .register_task_definition()

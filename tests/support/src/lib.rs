@@ -11,6 +11,7 @@
 //! # let _ = (db_url, ecs); Ok(()) }
 //! ```
 
+pub mod capacity;
 pub mod guard;
 pub mod http;
 pub mod moto;
