@@ -24,6 +24,9 @@ use super::{loopback_twin, Stack, ADMIN_TOKEN, CLUSTER, SERVICE, TASK_PORT};
 /// How long a new API process may take to answer `/health` (migrations on a
 /// busy 2-core machine included).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// `nice` increment of the API processes: below the emulator, the proxy and
+/// the function binaries, which run at the harness's own priority.
+const TASK_NICENESS: &str = "10";
 /// Poll period of the reconcile loop.
 const TICK: Duration = Duration::from_millis(300);
 /// The tasks' EMF interval (`METRICS_INTERVAL_S`): the alarm driver's
@@ -262,8 +265,13 @@ impl Ctx {
             .metadata
             .add_task(&arn, CLUSTER, task.availability_zone());
         let log = std::fs::File::create(self.log_dir.join(format!("{id}.log")))?;
-        let mut cmd = Command::new(&self.binary);
-        cmd.env("BIND_ADDR", &twin)
+        // On AWS the tasks, CloudWatch and the Lambdas never share a CPU;
+        // here they share two cores, and a task's CPU burn must not starve
+        // the emulator and the functions whose latency the demo measures.
+        let mut cmd = Command::new("nice");
+        cmd.args(["-n", TASK_NICENESS])
+            .arg(&self.binary)
+            .env("BIND_ADDR", &twin)
             .env("PORT", TASK_PORT.to_string())
             .env("DATABASE_URL", &self.database_url)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
