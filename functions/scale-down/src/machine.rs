@@ -645,8 +645,9 @@ impl<'a, P: Port> Episode<'a, P> {
 
     /// Undo: re-register the victim's targets (while it still runs), leave drain
     /// mode, release every protection, drop the marker. Any failure leaves the
-    /// marker at RollingBack for the next invocation.
-    async fn roll_back(&mut self) -> Result<(), String> {
+    /// marker at RollingBack for the next invocation. `back_off` (a fault, not
+    /// a cancel) starts the scale-in back-off before the marker goes.
+    async fn roll_back(&mut self, back_off: bool) -> Result<(), String> {
         // Write-ahead here too: undoing anything before RollingBack is recorded
         // would let a crash leave a re-registered victim behind a marker that
         // still says Draining, and the next invocation would lower desired
@@ -703,6 +704,19 @@ impl<'a, P: Port> Episode<'a, P> {
             .map_err(|e| e.to_string())?;
         self.rollback_actions
             .push(format!("released protection on {n} task(s)"));
+        if back_off {
+            let now = chrono::DateTime::from_timestamp(port.now_unix(), 0).unwrap_or_default();
+            self.timed(
+                "start_backoff",
+                port.put_tags(&EpisodeState::record_scale_in_rolled_back(now)),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            self.rollback_actions.push(format!(
+                "held further scale-ins for the {}s scale-in cooldown (back-off)",
+                self.s.scale_in_cooldown.as_secs()
+            ));
+        }
         self.clear_marker(false).await
     }
 
@@ -770,13 +784,15 @@ impl<'a, P: Port> Episode<'a, P> {
             },
             Err(Stop::Leave(why)) => (Outcome::Failed, why),
             Err(Stop::Resume(why)) => (Outcome::InProgress, why),
-            Err(Stop::Rollback(outcome, why)) => match self.roll_back().await {
-                Ok(()) => (outcome, why),
-                Err(e) => (
-                    Outcome::Failed,
-                    format!("{why}; rollback incomplete ({e}): the next invocation retries it"),
-                ),
-            },
+            Err(Stop::Rollback(outcome, why)) => {
+                match self.roll_back(outcome == Outcome::RolledBack).await {
+                    Ok(()) => (outcome, why),
+                    Err(e) => (
+                        Outcome::Failed,
+                        format!("{why}; rollback incomplete ({e}): the next invocation retries it"),
+                    ),
+                }
+            }
         };
         if outcome != Outcome::Completed && outcome != Outcome::Failed
             || !self.rollback_actions.is_empty()

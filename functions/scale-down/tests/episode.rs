@@ -189,6 +189,13 @@ async fn a_scale_out_during_the_drain_cancels_it_and_keeps_the_task() {
         let log = world.with(|s| s.log.get(k).cloned().unwrap_or_default());
         if r.outcome == Outcome::Cancelled {
             cancelled += 1;
+            // A cancel is no fault: the scale-out's cooldown governs, not a back-off.
+            assert!(
+                !world.with(|s| s
+                    .tags
+                    .contains_key(scaling::episode::LAST_SCALE_IN_ROLLBACK)),
+                "scale-up at {log}: a cancel started the rollback back-off"
+            );
             // Desired is never lowered: 3, or 4 when the scale-up added a task first.
             assert!(
                 world.with(|s| s.desired) >= 3,

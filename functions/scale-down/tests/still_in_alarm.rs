@@ -112,6 +112,59 @@ async fn a_low_alarm_left_in_alarm_scales_in_once_per_cooldown_down_to_min() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rolled_back_scale_in_backs_off_for_a_cooldown_before_the_schedule_retries() {
+    let world = World::new(3, 1, 10);
+    world.with(|s| {
+        s.alarms = vec![low_alarm("ALARM")];
+        s.deployment_blocked = true;
+    });
+    let s = with_alarms(1, 300);
+
+    let r = run(&world, &s, alarm("ALARM", 1)).await.unwrap();
+    assert_eq!(r.outcome, Outcome::RolledBack, "{r:#?}");
+    let actions = r.rollback.expect("a rollback summary").actions;
+    assert!(
+        actions.iter().any(|a| a.contains("300s scale-in cooldown")),
+        "{actions:?}"
+    );
+    assert!(world.with(|s| s
+        .tags
+        .contains_key(scaling::episode::LAST_SCALE_IN_ROLLBACK)));
+    world.check_settled().unwrap();
+
+    // The fault is gone, but the next ticks inside the cooldown touch no task.
+    world.with(|s| s.deployment_blocked = false);
+    let calls_before = world.calls();
+    for minute in [2, 4] {
+        tokio::time::advance(Duration::from_secs(120)).await;
+        let r = run(&world, &s, tick(minute)).await.unwrap();
+        assert_eq!(r.outcome, Outcome::Skipped, "{r:#?}");
+        assert!(
+            r.outcome_reason
+                .starts_with("backing off: a scale-in was rolled back at"),
+            "{}",
+            r.outcome_reason
+        );
+    }
+    let acting: Vec<String> = world.with(|s| {
+        s.log[calls_before..]
+            .iter()
+            .filter(|l| !l.ends_with(":DescribeServices") && !l.ends_with(":DescribeAlarms"))
+            .cloned()
+            .collect()
+    });
+    assert!(acting.is_empty(), "calls while backing off: {acting:?}");
+    assert_eq!(world.with(|s| s.desired), 3);
+
+    // After the cooldown the schedule scales in as usual.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let r = run(&world, &s, tick(6)).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Completed, "{r:#?}");
+    assert_eq!(world.with(|s| s.desired), 2);
+    world.check_settled().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_redelivered_schedule_event_acts_once() {
     let world = World::new(4, 1, 10);
     world.with(|s| s.alarms = vec![low_alarm("ALARM")]);

@@ -16,6 +16,7 @@
 //! | `autoscaler:paused` | operator | `true` pauses every function (report skipped, no action) |
 //! | `autoscaler:last-scale-out` | scale-up | unix seconds of the last scale-out |
 //! | `autoscaler:last-scale-in` | scale-down | unix seconds of the last completed scale-in |
+//! | `autoscaler:last-scale-in-rollback` | scale-down | unix seconds of the last scale-in rolled back after a fault (back-off) |
 //! | `autoscaler:scale-out-keys` | scale-up | recent idempotency keys `<hash>-<target>`, `.`-separated, newest first |
 //! | `autoscaler:scale-in-keys` | scale-down | same, for scale-in |
 //! | `autoscaler:episode` | scale-down | active scale-in episode `<id>/<phase>/<started unix>` |
@@ -39,6 +40,10 @@ pub const PAUSED: &str = "autoscaler:paused";
 pub const LAST_SCALE_OUT: &str = "autoscaler:last-scale-out";
 /// Unix seconds of the last completed scale-in (scale-in cooldown).
 pub const LAST_SCALE_IN: &str = "autoscaler:last-scale-in";
+/// Unix seconds of the last scale-in rolled back after a fault: the next
+/// attempt waits a scale-in cooldown, instead of deregistering and draining a
+/// task on every schedule tick while the fault lasts.
+pub const LAST_SCALE_IN_ROLLBACK: &str = "autoscaler:last-scale-in-rollback";
 /// Recent scale-out idempotency keys.
 pub const SCALE_OUT_KEYS: &str = "autoscaler:scale-out-keys";
 /// Recent scale-in idempotency keys.
@@ -249,6 +254,7 @@ pub struct EpisodeState {
     pub paused: bool,
     pub last_scale_out: Option<DateTime<Utc>>,
     pub last_scale_in: Option<DateTime<Utc>>,
+    pub last_scale_in_rollback: Option<DateTime<Utc>>,
     /// Newest first.
     pub scale_out_keys: Vec<ActionKey>,
     /// Newest first.
@@ -276,6 +282,7 @@ impl EpisodeState {
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             last_scale_out: unix_tag(tags, LAST_SCALE_OUT),
             last_scale_in: unix_tag(tags, LAST_SCALE_IN),
+            last_scale_in_rollback: unix_tag(tags, LAST_SCALE_IN_ROLLBACK),
             scale_out_keys: parse_keys(tags.get(SCALE_OUT_KEYS)),
             scale_in_keys: parse_keys(tags.get(SCALE_IN_KEYS)),
             unreadable_episode: match scale_in {
@@ -332,6 +339,14 @@ impl EpisodeState {
     /// Tag that starts the scale-in cooldown when an episode completes.
     pub fn record_scale_in_done(now: DateTime<Utc>) -> Vec<(String, String)> {
         vec![(LAST_SCALE_IN.to_string(), now.timestamp().to_string())]
+    }
+
+    /// Tag that starts the back-off after a scale-in rolled back on a fault.
+    pub fn record_scale_in_rolled_back(now: DateTime<Utc>) -> Vec<(String, String)> {
+        vec![(
+            LAST_SCALE_IN_ROLLBACK.to_string(),
+            now.timestamp().to_string(),
+        )]
     }
 
     /// Scale-down's check, between steps and before lowering desired: has

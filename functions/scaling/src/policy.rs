@@ -60,6 +60,8 @@ pub struct History {
     pub paused: bool,
     pub last_scale_out: Option<DateTime<Utc>>,
     pub last_scale_in: Option<DateTime<Utc>>,
+    /// The last scale-in that a fault rolled back (scale-in back-off).
+    pub last_scale_in_rollback: Option<DateTime<Utc>>,
     /// A scale-in episode is under way.
     pub scale_in_active: bool,
 }
@@ -71,6 +73,7 @@ impl History {
             paused: s.paused,
             last_scale_out: s.last_scale_out,
             last_scale_in: s.last_scale_in,
+            last_scale_in_rollback: s.last_scale_in_rollback,
             scale_in_active: s.scale_in_active(),
         }
     }
@@ -124,6 +127,11 @@ pub enum Skip {
     AtMin {
         min: i32,
     },
+    /// A scale-in rolled back on a fault within the scale-in cooldown.
+    BackingOff {
+        remaining: Duration,
+        since: DateTime<Utc>,
+    },
     DeploymentInProgress,
     ScaleInActive,
 }
@@ -138,6 +146,7 @@ impl Skip {
             Skip::AtMax { .. } => "at_max",
             Skip::AtCap(_) => "at_cap",
             Skip::AtMin { .. } => "at_min",
+            Skip::BackingOff { .. } => "backing_off",
             Skip::DeploymentInProgress => "deployment_in_progress",
             Skip::ScaleInActive => "scale_in_active",
         }
@@ -156,6 +165,11 @@ impl Skip {
             Skip::AtMax { max } => format!("already at the maximum of {max} tasks"),
             Skip::AtCap(cap) => format!("capped at {} tasks by {}", cap.tasks, cap.why),
             Skip::AtMin { min } => format!("already at the minimum of {min} tasks"),
+            Skip::BackingOff { remaining, since } => format!(
+                "backing off: a scale-in was rolled back at {}, next attempt in {}s",
+                since.to_rfc3339(),
+                remaining.as_secs()
+            ),
             Skip::DeploymentInProgress => "a deployment is in progress".into(),
             Skip::ScaleInActive => "a scale-in episode is already under way".into(),
         }
@@ -317,6 +331,11 @@ pub fn decide_scale_in(
     let last = h.last_scale_out.max(h.last_scale_in);
     if let Some((remaining, since)) = remaining(last, l.in_cooldown, now) {
         return Decision::Skip(Skip::Cooldown { remaining, since });
+    }
+    // A fault that rolled a scale-in back is likely still there: retrying at
+    // every schedule tick would deregister and drain a task each time for nothing.
+    if let Some((remaining, since)) = remaining(h.last_scale_in_rollback, l.in_cooldown, now) {
+        return Decision::Skip(Skip::BackingOff { remaining, since });
     }
     let target = s.desired - 1;
     Decision::ScaleTo {
@@ -554,6 +573,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn rolled_back_scale_in_backs_off_for_the_in_cooldown() {
+        let h = History {
+            last_scale_in_rollback: Some(t(0)),
+            ..Default::default()
+        };
+        let d = decide_scale_in(&svc(3), &limits(), &h, &alarm(), t(120));
+        let Decision::Skip(skip) = &d else {
+            panic!("scaled in 120 s after a rollback: {d:?}")
+        };
+        assert_eq!(skip.code(), "backing_off");
+        assert!(
+            skip.reason().contains("next attempt in 180s"),
+            "{}",
+            skip.reason()
+        );
+        assert!(matches!(
+            decide_scale_in(&svc(3), &limits(), &h, &alarm(), t(300)),
+            Decision::ScaleTo { target: 2, .. }
+        ));
+        // Scale-out is not held back by a failed scale-in.
+        let d = decide_scale_out(&svc(3), &limits(), &h, &alarm(), None, t(1));
+        assert!(matches!(d, Decision::ScaleTo { .. }), "{d:?}");
+    }
+
     fn arb_limits() -> impl Strategy<Value = Limits> {
         (
             0..10i32,
@@ -584,12 +628,14 @@ mod tests {
             any::<bool>(),
             proptest::option::of(0..1000i64),
             proptest::option::of(0..1000i64),
+            proptest::option::of(0..1000i64),
             any::<bool>(),
         )
-            .prop_map(|(paused, out, inn, active)| History {
+            .prop_map(|(paused, out, inn, rolled_back, active)| History {
                 paused,
                 last_scale_out: out.map(t),
                 last_scale_in: inn.map(t),
+                last_scale_in_rollback: rolled_back.map(t),
                 scale_in_active: active,
             })
     }
@@ -629,6 +675,9 @@ mod tests {
                 prop_assert_eq!(target, desired - 1);
                 prop_assert!(target >= l.min);
                 prop_assert!(!h.paused && !h.scale_in_active && !deploying);
+                for last in [h.last_scale_out, h.last_scale_in, h.last_scale_in_rollback].into_iter().flatten() {
+                    prop_assert!((t(now) - last).to_std().unwrap_or_default() >= l.in_cooldown);
+                }
             }
         }
     }
