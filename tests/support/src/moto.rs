@@ -31,6 +31,8 @@ use crate::http;
 pub const ACCOUNT_ID: &str = "123456789012";
 /// Region of every emulated resource.
 pub const REGION: &str = "us-east-1";
+/// Reads of the state dump before [`Moto::data`] gives up.
+pub const DATA_READS: u32 = 5;
 
 /// A running moto server on a free loopback port; stopped on drop.
 #[derive(Debug)]
@@ -149,13 +151,21 @@ impl Moto {
         Ok(())
     }
 
-    /// The emulator's whole state (`GET /moto-api/data.json`).
+    /// The emulator's whole state (`GET /moto-api/data.json`). moto answers
+    /// 500 when the dump races a request that changes the state, so a failed
+    /// read is tried again, up to [`DATA_READS`] reads 200 ms apart.
     pub fn data(&self) -> anyhow::Result<Value> {
-        http::json(
-            "GET",
-            &format!("{}/moto-api/data.json", self.endpoint()),
-            None,
-        )
+        let url = format!("{}/moto-api/data.json", self.endpoint());
+        let mut reads = 1;
+        loop {
+            match http::json("GET", &url, None) {
+                Err(_) if reads < DATA_READS => {
+                    reads += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                out => return out.with_context(|| format!("{reads} read(s) of data.json")),
+            }
+        }
     }
 
     /// Every message published to SNS so far, across topics, oldest first per
