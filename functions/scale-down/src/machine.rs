@@ -42,6 +42,16 @@ impl From<PortError> for Stop {
     }
 }
 
+/// What the end of an episode holds back before its marker goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Nothing,
+    /// Completed: the scale-in cooldown.
+    Cooldown,
+    /// Rolled back on a fault: the scale-in back-off.
+    BackOff,
+}
+
 /// One invocation's work on one episode, collecting the report as it goes.
 struct Episode<'a, P: Port> {
     port: &'a P,
@@ -704,35 +714,38 @@ impl<'a, P: Port> Episode<'a, P> {
             .map_err(|e| e.to_string())?;
         self.rollback_actions
             .push(format!("released protection on {n} task(s)"));
-        if back_off {
-            let now = chrono::DateTime::from_timestamp(port.now_unix(), 0).unwrap_or_default();
-            self.timed(
+        self.clear_marker(if back_off {
+            Hold::BackOff
+        } else {
+            Hold::Nothing
+        })
+        .await
+    }
+
+    /// Starts what `hold` says (the cooldown after a completed episode, the
+    /// back-off after a fault's rollback), then removes the marker (and our
+    /// cancel request).
+    async fn clear_marker(&mut self, hold: Hold) -> Result<(), String> {
+        let port = self.port;
+        let now = chrono::DateTime::from_timestamp(port.now_unix(), 0).unwrap_or_default();
+        let stamp = match hold {
+            Hold::Nothing => None,
+            Hold::Cooldown => Some(("start_cooldown", EpisodeState::record_scale_in_done(now))),
+            Hold::BackOff => Some((
                 "start_backoff",
-                port.put_tags(&EpisodeState::record_scale_in_rolled_back(now)),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+                EpisodeState::record_scale_in_rolled_back(now),
+            )),
+        };
+        if let Some((step, tags)) = stamp {
+            self.timed(step, port.put_tags(&tags))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if hold == Hold::BackOff {
             self.rollback_actions.push(format!(
                 "held further scale-ins for the {}s scale-in cooldown (back-off)",
                 self.s.scale_in_cooldown.as_secs()
             ));
-        }
-        self.clear_marker(false).await
-    }
-
-    /// Removes the marker (and our cancel request); on completion starts the cooldown.
-    async fn clear_marker(&mut self, completed: bool) -> Result<(), String> {
-        let port = self.port;
-        if completed {
-            let now = port.now_unix();
-            self.timed(
-                "start_cooldown",
-                port.put_tags(&EpisodeState::record_scale_in_done(
-                    chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
-                )),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
         }
         self.timed("clear_marker", port.remove_tags(&Marker::end_keys()))
             .await
@@ -772,7 +785,7 @@ impl<'a, P: Port> Episode<'a, P> {
         started: Instant,
     ) -> Report {
         let (outcome, reason) = match end {
-            Ok(()) => match self.clear_marker(true).await {
+            Ok(()) => match self.clear_marker(Hold::Cooldown).await {
                 Ok(()) => (
                     Outcome::Completed,
                     format!(
