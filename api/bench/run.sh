@@ -124,6 +124,10 @@ verdict() { awk -v ok="$1" 'BEGIN { print (ok ? "ok" : "MISSED") }'; }
 
 cat <<TABLE
 
+Server loop: own hyper HTTP/1.1 loop with keep-alive, header read timeout $((${HEADER_READ_TIMEOUT_MS:-10000} / 1000)) s, body read
+timeout $((${BODY_READ_TIMEOUT_MS:-10000} / 1000)) s, idle timeout ${IDLE_TIMEOUT_S:-75} s (the defaults); wrk keeps its connections alive.
+Before those bounds (axum::serve, no timers), idle machine: POST 1.92x pgbench, GET p99 3.3 ms at 450k rows.
+
 visits API benchmark ($(nproc) cores, load average now $(cut -d' ' -f1-3 /proc/loadavg), $CONNS connections, median of $ROUNDS ${SECS}s runs, durable PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'))
 | measure                                   | measured            | target              |      |
 |-------------------------------------------|---------------------|---------------------|------|

@@ -28,7 +28,7 @@ done
 cat >&2 <<MSG
 
   visits API ready at http://$BIND_ADDR:$PORT   (PostgreSQL at $PG_URL)
-    curl -X POST http://$BIND_ADDR:$PORT/api/visit -d '{"page":"/pricing"}'
+    curl -X POST http://$BIND_ADDR:$PORT/api/visit -H 'Content-Type: application/json' -d '{"page":"/pricing"}'
     curl http://$BIND_ADDR:$PORT/api/visits
     ADMIN_TOKEN=$ADMIN_TOKEN  STRESS_TOKEN=$STRESS_TOKEN
   Ctrl-C stops it and removes the database.

@@ -42,8 +42,16 @@ pub struct Config {
     /// `DB_ACQUIRE_TIMEOUT_MS` (default 1500): how long a request waits for a connection before
     /// answering 503; short so that a database outage fails fast instead of hanging requests.
     pub acquire_timeout: Duration,
-    /// `DB_STATEMENT_TIMEOUT_MS` (default 5000): server-side bound on any statement.
+    /// `DB_STATEMENT_TIMEOUT_MS` (default 2000): server-side bound on any statement. A visit
+    /// insert or the summary read takes milliseconds; seconds mean the database is in trouble.
     pub statement_timeout: Duration,
+    /// `DB_QUERY_TIMEOUT_MS` (default: the statement timeout + 1000): client-side bound on every
+    /// database round trip. The server's `statement_timeout` cannot fire when the server (or
+    /// the path to it) has gone silent, and the kernel would keep such a socket for about 15
+    /// minutes; past this bound the connection is thrown away and the request answered 503.
+    /// Longer than the statement timeout, so that a merely slow statement is cancelled by the
+    /// server first (cleanly, nothing committed).
+    pub query_timeout: Duration,
     /// `DB_STARTUP_TIMEOUT_S` (default 60): how long startup waits for the database (RDS may
     /// still be booting) before giving up.
     pub db_startup_timeout: Duration,
@@ -55,6 +63,22 @@ pub struct Config {
     pub stress_token: Option<String>,
     /// `STRESS_MAX_CONCURRENT` (default: number of CPUs): CPU burns allowed at once.
     pub stress_max_concurrent: usize,
+    /// `HEADER_READ_TIMEOUT_MS` (default 10000): a request head must arrive whole within this
+    /// long of its first byte, else the connection is closed.
+    pub header_read_timeout: Duration,
+    /// `BODY_READ_TIMEOUT_MS` (default 10000): a request body must arrive whole within this long
+    /// of its head, else 408. Bodies here are at most a few KiB.
+    pub body_read_timeout: Duration,
+    /// `IDLE_TIMEOUT_S` (default 75): a keep-alive connection with no request for this long is
+    /// closed. Longer than the ALB's 60 s idle timeout, as AWS advises for targets, so that the
+    /// load balancer, not the task, closes idle connections (no request races a close):
+    /// "Edit attributes for your Application Load Balancer", Connection idle timeout,
+    /// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout
+    pub idle_timeout: Duration,
+    /// `TRUSTED_PROXY_HOPS` (default 1, the ALB): how many `X-Forwarded-For` entries, counted
+    /// from the right, were added by proxies we run. The client is the entry just left of them;
+    /// anything further left was sent by the client and is not trusted. 0: the peer address.
+    pub trusted_proxy_hops: usize,
     /// `SHUTDOWN_GRACE_S` (default 25, under ECS's 30 s stopTimeout): in-flight requests get this
     /// long after SIGTERM.
     pub shutdown_grace: Duration,
@@ -137,6 +161,8 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        let statement_timeout =
+            Duration::from_millis(env.ranged("DB_STATEMENT_TIMEOUT_MS", 2000, 10, 600_000)?);
         Ok(Config {
             bind_addr: env.parse("BIND_ADDR", IpAddr::from([0, 0, 0, 0]))?,
             port: env.parse("PORT", 8080)?,
@@ -148,9 +174,10 @@ impl Config {
                 10,
                 60_000,
             )?),
-            statement_timeout: Duration::from_millis(env.ranged(
-                "DB_STATEMENT_TIMEOUT_MS",
-                5000,
+            statement_timeout,
+            query_timeout: Duration::from_millis(env.ranged(
+                "DB_QUERY_TIMEOUT_MS",
+                statement_timeout.as_millis() as u64 + 1000,
                 10,
                 600_000,
             )?),
@@ -169,6 +196,20 @@ impl Config {
             admin_token: env.opt("ADMIN_TOKEN"),
             stress_token: env.opt("STRESS_TOKEN"),
             stress_max_concurrent: env.ranged("STRESS_MAX_CONCURRENT", cpus, 1, 256)? as usize,
+            header_read_timeout: Duration::from_millis(env.ranged(
+                "HEADER_READ_TIMEOUT_MS",
+                10_000,
+                100,
+                600_000,
+            )?),
+            body_read_timeout: Duration::from_millis(env.ranged(
+                "BODY_READ_TIMEOUT_MS",
+                10_000,
+                100,
+                600_000,
+            )?),
+            idle_timeout: Duration::from_secs(env.ranged("IDLE_TIMEOUT_S", 75, 1, 4000)?),
+            trusted_proxy_hops: env.ranged("TRUSTED_PROXY_HOPS", 1, 0, 16)? as usize,
             shutdown_grace: Duration::from_secs(env.ranged("SHUTDOWN_GRACE_S", 25, 0, 3600)?),
             metrics_interval: Duration::from_secs(env.ranged("METRICS_INTERVAL_S", 10, 1, 3600)?),
             metrics_namespace: env

@@ -1,7 +1,6 @@
 //! CloudWatch Embedded Metric Format: one JSON line on stdout per interval, which the awslogs
 //! driver turns into high-resolution metrics for the alarms (no sidecar, no API calls).
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::metrics::{quantile_ms, Metrics, Window};
 use crate::stats::{Sample, Sampler};
+use crate::write_health::WriteWindow;
 
 /// Names and dimensions every record carries.
 #[derive(Clone, Debug)]
@@ -23,16 +23,36 @@ pub struct EmfTarget {
     pub task_id: String,
 }
 
+/// What the task says about itself besides requests: writes and dropped log lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Health {
+    /// The interval's write outcomes.
+    pub writes: WriteWindow,
+    /// Log lines dropped since start (stdout not read).
+    pub log_dropped: u64,
+}
+
 /// Builds one record. Latency metrics are only declared when the interval had requests: a
-/// made-up 0 would pull the p95 alarm's statistic down.
+/// made-up 0 would pull the p95 alarm's statistic down. `CanWrite` (1/0, alarm on its Minimum)
+/// and `WriteFailures` say when this task cannot write, `WriteUncertain` how many rows were
+/// answered 503 although they may have committed.
 pub fn record(
     target: &EmfTarget,
     window: &Window,
     in_flight: u64,
     res: Sample,
+    health: Health,
     now_ms: i64,
 ) -> Value {
     let mut metrics = vec![
+        (
+            "CanWrite",
+            "Count",
+            json!(u8::from(health.writes.can_write)),
+        ),
+        ("WriteFailures", "Count", json!(health.writes.failed)),
+        ("WriteUncertain", "Count", json!(health.writes.uncertain)),
+        ("LogLinesDropped", "Count", json!(health.log_dropped)),
         ("RequestCount", "Count", json!(window.requests)),
         ("InFlight", "Count", json!(in_flight)),
         ("Http5xxCount", "Count", json!(window.errors_5xx)),
@@ -90,12 +110,16 @@ pub async fn run(metrics: Arc<Metrics>, target: EmfTarget, interval: Duration) {
             &metrics.take_window(),
             metrics.in_flight(),
             sampler.sample(),
+            Health {
+                writes: metrics.writes.take_window(),
+                log_dropped: crate::telemetry::dropped_lines(),
+            },
             chrono::Utc::now().timestamp_millis(),
         );
-        // One write of one line: the log driver and the local alarm driver split on lines.
+        // One line, through the log buffer: a stuck stdout must not stop this task.
         let mut line = rec.to_string();
         line.push('\n');
-        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        crate::telemetry::write_line(line.as_bytes());
     }
 }
 
@@ -118,7 +142,14 @@ mod tests {
             errors_5xx: 0,
             latency: h.take(),
         };
-        let rec = record(&target, &w, 2, Sample::default(), 1_700_000_000_000);
+        let rec = record(
+            &target,
+            &w,
+            2,
+            Sample::default(),
+            Health::default(),
+            1_700_000_000_000,
+        );
         let decl = &rec["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(decl["Namespace"], "VisitsApi");
         assert_eq!(decl["Dimensions"], json!([["ClusterName", "ServiceName"]]));
@@ -139,6 +170,7 @@ mod tests {
             },
             0,
             Sample::default(),
+            Health::default(),
             0,
         );
         assert!(idle.get("LatencyP95").is_none());

@@ -17,6 +17,18 @@ pub enum ApiError {
     /// Body over the route's cap (413).
     #[error("request body too large (limit {0} bytes)")]
     TooLarge(usize),
+    /// The body did not arrive within `BODY_READ_TIMEOUT_MS` (408).
+    #[error("request body not received within {0} ms")]
+    BodyTimeout(u64),
+    /// The request URI is over the API's limit (414).
+    #[error("request URI too long (limit {0} bytes)")]
+    UriTooLong(usize),
+    /// The request's headers are over the API's limits (431).
+    #[error("request headers too large (limit {0} bytes, {1} fields)")]
+    HeadersTooLarge(usize, usize),
+    /// The body is not `application/json` (415).
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     /// No or wrong bearer token (401).
     #[error("missing or invalid bearer token")]
     Unauthorized,
@@ -45,6 +57,15 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge(..) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Disabled(_) => (StatusCode::FORBIDDEN, "disabled"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -78,6 +99,19 @@ impl IntoResponse for ApiError {
             Json(json!({ "error": code, "message": self.to_string() })),
         )
             .into_response();
+        // The rest of the request (an unread body, a huge head) is not worth reading.
+        if matches!(
+            self,
+            ApiError::BodyTimeout(_)
+                | ApiError::TooLarge(_)
+                | ApiError::UriTooLong(_)
+                | ApiError::HeadersTooLarge(..)
+        ) {
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         if matches!(self, ApiError::Unauthorized) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -10,12 +10,14 @@ pub mod identity;
 pub mod metrics;
 pub mod middleware;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+pub mod write_health;
 
 pub use config::Config;
 pub use startup::Application;

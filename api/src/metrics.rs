@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::stats::{Sample, Sampler};
+use crate::write_health::WriteHealth;
 
 /// Log-scale latency buckets: 8 per power of two of microseconds (about 9% wide), up to 2^32 µs.
 const SUB: u32 = 8;
@@ -83,6 +84,8 @@ pub struct Metrics {
     window_latency: Histogram,
     /// The 1-second sampler's latest reading, for `/api/metrics`.
     latest: Mutex<(Sample, f64)>,
+    /// Whether writes reach the database, and what was lost or left uncertain.
+    pub writes: std::sync::Arc<WriteHealth>,
 }
 
 /// Counters of one EMF interval.
@@ -105,6 +108,7 @@ impl Default for Metrics {
             window_5xx: AtomicU64::new(0),
             window_latency: Histogram::default(),
             latest: Mutex::new((Sample::default(), 0.0)),
+            writes: Default::default(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Building and running the application: bind, wait for the database, migrate, serve, and shut
 //! down gracefully when the future passed to `run_until` completes.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -11,9 +12,16 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::emf::{self, EmfTarget};
 use crate::identity::TaskIdentity;
+use crate::metrics::Metrics;
+use crate::serve::{Server, Timeouts};
 use crate::state::AppState;
 use crate::store::{Limits, Store};
 use crate::{db, routes};
+
+/// After the grace period, how long stopped work has to send its answer (a CPU burn's 503)
+/// before its connection is dropped. ECS's stopTimeout (30 s) leaves 5 s past the default
+/// 25 s grace.
+const FINAL_ANSWERS: Duration = Duration::from_secs(2);
 
 /// A built application, listening but not yet serving.
 pub struct Application {
@@ -35,17 +43,19 @@ impl Application {
             db::wait_and_migrate(&config)
         );
         migrated?;
-        let pool = db::pool(&config);
-        let wait = config.acquire_timeout + config.statement_timeout;
+        let guard = db::DbGuard::new(&config);
+        let pool = db::pool(&config, &guard);
         // Leave a connection for the health check (and reads, for the writers).
         let spare = (config.pool_max as usize).saturating_sub(1).max(1);
         let limits = Limits {
             batch_max: config.write_batch_max,
             writers: config.write_concurrency.min(spare),
             readers: config.read_concurrency.min(spare),
+            acquire: config.acquire_timeout,
         };
-        let store = Store::start(pool.clone(), limits, wait);
-        let state = AppState::new(pool, store, identity, config);
+        let metrics = Arc::new(Metrics::default());
+        let store = Store::start(pool.clone(), guard.clone(), limits, metrics.writes.clone());
+        let state = AppState::new((pool, guard), store, metrics, identity, config);
         tracing::info!(
             addr = %listener.local_addr()?,
             task_id = %state.identity.task_id,
@@ -86,8 +96,8 @@ impl Application {
             )),
         ];
 
-        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel();
-        let on_signal = {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn({
             let state = state.clone();
             async move {
                 shutdown.await;
@@ -96,26 +106,33 @@ impl Application {
                     "shutdown requested; draining"
                 );
                 state.begin_shutdown();
-                let _ = fired_tx.send(());
+                let _ = stop_tx.send(true);
             }
-        };
+        });
         let grace = state.config.shutdown_grace;
-        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(on_signal);
-        tokio::select! {
-            result = server.into_future() => result.context("serving")?,
-            _ = async {
-                if fired_rx.await.is_ok() {
-                    tokio::time::sleep(grace).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            } => {
-                tracing::warn!(in_flight = state.metrics.in_flight(), grace_s = grace.as_secs(), "grace period over; dropping remaining connections");
+        let timeouts = Timeouts {
+            header: state.config.header_read_timeout,
+            idle: state.config.idle_timeout,
+        };
+        let mut server =
+            Server::accept_until(listener, routes::router(state.clone()), timeouts, stop_rx).await;
+        // Connections with no request being served are closed now; the others finish theirs.
+        if !server.wait(grace).await {
+            tracing::warn!(
+                in_flight = state.metrics.in_flight(),
+                open = server.open(),
+                grace_s = grace.as_secs(),
+                "grace period over; stopping what still runs"
+            );
+            // Past this point nothing is waited for: long CPU burns stop, and answer 503
+            // within FINAL_ANSWERS rather than have their connection dropped.
+            state.stop_work();
+            if !server.wait(FINAL_ANSWERS).await {
+                tracing::warn!(open = server.open(), "dropping remaining connections");
             }
         }
-        // Past this point nothing is waited for: long CPU burns stop too.
         state.stop_work();
+        server.abort().await;
         for task in background {
             task.abort();
         }

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::db::DbGuard;
 use crate::error::ApiError;
 use crate::identity::TaskIdentity;
 use crate::metrics::Metrics;
@@ -18,6 +19,8 @@ use crate::store::Store;
 pub struct AppState {
     /// For the health check; writes and reads go through `store`.
     pub pool: PgPool,
+    /// Bounds the health check's round trip like every other.
+    pub db: DbGuard,
     /// Group-commit writer and coalescing reader.
     pub store: Store,
     /// Counters for `/api/metrics` and EMF.
@@ -34,11 +37,18 @@ pub struct AppState {
 
 impl AppState {
     /// Assembles the state; the store's tasks must already run.
-    pub fn new(pool: PgPool, store: Store, identity: TaskIdentity, config: Config) -> Self {
+    pub fn new(
+        (pool, db): (PgPool, DbGuard),
+        store: Store,
+        metrics: Arc<Metrics>,
+        identity: TaskIdentity,
+        config: Config,
+    ) -> Self {
         AppState {
             pool,
+            db,
             store,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             identity: Arc::new(identity),
             stress_slots: Arc::new(Semaphore::new(config.stress_max_concurrent)),
             config: Arc::new(config),
@@ -87,10 +97,13 @@ pub fn require_bearer(
     disabled: &'static str,
 ) -> Result<(), ApiError> {
     let expected = expected.ok_or(ApiError::Disabled(disabled))?;
+    // RFC 9110 §11.1: the scheme name is case-insensitive ("bearer", "BEARER").
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or(ApiError::Unauthorized)?;
     if constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
         Ok(())
@@ -99,9 +112,18 @@ pub fn require_bearer(
     }
 }
 
-/// Compares without an early exit, so response time says nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares in time that depends on the given token's length only, never on where it differs
+/// from the expected one or on the expected one's length: every byte of `given` is compared
+/// (with the expected bytes repeated cyclically), and the length difference is folded in.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    if expected.is_empty() {
+        return false;
+    }
+    let mut diff = (given.len() ^ expected.len()) as u64;
+    for (i, g) in given.iter().enumerate() {
+        diff |= u64::from(g ^ expected[i % expected.len()]);
+    }
+    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]
@@ -126,5 +148,24 @@ mod tests {
         ));
         h.insert("authorization", "Bearer t".parse().unwrap());
         assert!(require_bearer(&h, Some("t"), "off").is_ok());
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            h.insert("authorization", format!("{scheme} t").parse().unwrap());
+            assert!(require_bearer(&h, Some("t"), "off").is_ok(), "{scheme}");
+        }
+        h.insert("authorization", "Basic t".parse().unwrap());
+        assert!(require_bearer(&h, Some("t"), "off").is_err());
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secre", b"secret"));
+        assert!(
+            !constant_time_eq(b"secretsecret", b"secret"),
+            "a repeat is not the token"
+        );
+        assert!(!constant_time_eq(b"", b"secret"));
+        assert!(!constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
     }
 }

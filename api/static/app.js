@@ -163,11 +163,14 @@ async function refreshVisits() {
   }
 }
 
+// The API takes visit posts as JSON only (a cross-site form cannot send that type).
+const VISIT = { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" };
+
 async function registerVisit() {
   const button = $("register");
   setBusy(button, true);
   say("visit-status", "Registering…", "busy");
-  const res = await call("/api/visit", { method: "POST" });
+  const res = await call("/api/visit", VISIT);
   if (res.ok) {
     const task = taskOf(res.body, res.headers);
     say("visit-status", task ? `Visit registered, served by task ${shortTask(task)}` : "Visit registered", "ok");
@@ -212,7 +215,7 @@ async function burst() {
   setBusy(button, true);
   say("spread-status", `Sending ${BURST_SIZE} requests…`, "busy");
   const results = await Promise.all(
-    Array.from({ length: BURST_SIZE }, () => call("/api/visit", { method: "POST" })),
+    Array.from({ length: BURST_SIZE }, () => call("/api/visit", VISIT)),
   );
   const counts = new Map();
   let failed = 0;

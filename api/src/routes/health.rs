@@ -11,11 +11,10 @@ use crate::state::AppState;
 /// 200 when the database answers and the task is not draining; 503 otherwise, so the load
 /// balancer stops sending traffic.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let ping = tokio::time::timeout(
-        state.config.health_db_timeout,
-        sqlx::query("SELECT 1").execute(&state.pool),
-    );
-    let db_ok = matches!(ping.await, Ok(Ok(_)));
+    let db_ok = state
+        .db
+        .ping(&state.pool, state.config.health_db_timeout)
+        .await;
     let draining = state.draining();
     let (code, status) = match (db_ok, draining) {
         (_, true) => (StatusCode::SERVICE_UNAVAILABLE, "draining"),

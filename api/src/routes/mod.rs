@@ -12,11 +12,11 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ApiError;
-use crate::middleware::track;
+use crate::middleware::{admit, track};
 use crate::state::AppState;
 
 /// Cap on any request body; `/api/visit` has a smaller one of its own.
-const BODY_LIMIT: usize = 4 * 1024;
+pub const BODY_LIMIT: usize = 4 * 1024;
 
 /// Builds the full router with its state and middleware.
 pub fn router(state: AppState) -> Router {
@@ -36,5 +36,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
 }

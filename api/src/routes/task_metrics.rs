@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
-/// CPU, memory, in-flight requests, request rate, uptime and identity.
+/// CPU, memory, in-flight requests, request rate, uptime, identity, whether writes reach the
+/// database (and rows answered 503 that may have committed), and dropped log lines.
 pub async fn metrics(State(state): State<AppState>) -> Json<Value> {
     let (res, rate) = state.metrics.latest();
     Json(json!({
@@ -19,5 +20,7 @@ pub async fn metrics(State(state): State<AppState>) -> Json<Value> {
         "request_rate": (rate * 100.0).round() / 100.0,
         "uptime_s": state.metrics.uptime().as_secs(),
         "draining": state.draining(),
+        "writes": state.metrics.writes.totals(),
+        "log_lines_dropped": crate::telemetry::dropped_lines(),
     }))
 }

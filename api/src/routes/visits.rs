@@ -12,7 +12,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{require_bearer, AppState};
 use crate::store::NewVisit;
 
 /// Cap on the visit body: it only carries a page path.
@@ -43,10 +43,15 @@ pub async fn record(
             ApiError::BadRequest("could not read the request body".into())
         }
     })?;
+    require_json(&headers)?;
     let page = parse_body(&body)?;
     let visit = NewVisit {
         task_id: state.identity.task_id.clone(),
-        client_ip: client_ip(&headers, peer.map(|Extension(ConnectInfo(addr))| addr.ip())),
+        client_ip: client_ip(
+            &headers,
+            peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+            state.config.trusted_proxy_hops,
+        ),
         user_agent: headers
             .get(header::USER_AGENT)
             .map(|v| truncate(&String::from_utf8_lossy(v.as_bytes()), USER_AGENT_MAX)),
@@ -56,15 +61,48 @@ pub async fn record(
     Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
-/// `{ total, recent }`: the exact total from the counter row and the 10 newest visits.
-pub async fn summary(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// `{ total, recent }`: the exact total from the counter row and the 10 newest visits, their
+/// addresses masked and user agents left out unless the request carries the admin token.
+pub async fn summary(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let full = headers.contains_key(header::AUTHORIZATION)
+        && require_bearer(&headers, state.config.admin_token.as_deref(), "").is_ok();
     let json = state.store.summary().await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+    let body = if full { json.full } else { json.public };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Visit posts must say `Content-Type: application/json` (a `charset` parameter is fine). A
+/// cross-site form or `fetch` without a preflight can only send `text/plain`, form types or
+/// none at all, so this also keeps other sites from writing visits through a browser.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "Content-Type must be application/json",
+        ))
+    }
 }
 
 fn parse_body(body: &[u8]) -> Result<Option<String>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return Ok(None),
+        // serde reads a struct from an array too (`["/x"]` would be the page): refuse it.
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object, e.g. {\"page\": \"/pricing\"}".into(),
+            ))
+        }
     }
     let parsed: VisitBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
@@ -80,15 +118,25 @@ fn parse_body(body: &[u8]) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The first hop of `X-Forwarded-For` (the client, as the ALB sets it), else the peer.
-fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>) -> Option<String> {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|first| first.trim().parse::<IpAddr>().ok())
-        .or(peer)
-        .map(|ip| ip.to_string())
+/// The client's address. Each proxy appends the address it saw to `X-Forwarded-For`, so only
+/// the last `hops` entries were written by proxies we run (the ALB: one); the entry they name
+/// is the last of them, the rightmost. Entries further left came from the client and could be
+/// anything. With `hops` 0, or fewer entries than `hops`, the peer address.
+/// "X-Forwarded-For", Application Load Balancers:
+/// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/x-forwarded-headers.html
+fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, hops: usize) -> Option<String> {
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let from_proxies = hops
+        .checked_sub(1)
+        .and_then(|back| forwarded.len().checked_sub(1 + back))
+        .and_then(|i| forwarded[i].parse::<IpAddr>().ok());
+    from_proxies.or(peer).map(|ip| ip.to_string())
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -115,14 +163,38 @@ mod tests {
     }
 
     #[test]
-    fn client_ip_prefers_first_forwarded_hop() {
+    fn client_ip_trusts_only_the_entries_our_proxies_added() {
         let mut h = HeaderMap::new();
         let peer = Some(IpAddr::from([10, 0, 0, 1]));
-        assert_eq!(client_ip(&h, peer).as_deref(), Some("10.0.0.1"));
-        h.insert("x-forwarded-for", "203.0.113.7, 10.0.0.2".parse().unwrap());
-        assert_eq!(client_ip(&h, peer).as_deref(), Some("203.0.113.7"));
+        assert_eq!(client_ip(&h, peer, 1).as_deref(), Some("10.0.0.1"));
+        // The client sent "1.2.3.4"; the ALB appended the address it saw.
+        h.insert("x-forwarded-for", "1.2.3.4, 203.0.113.7".parse().unwrap());
+        assert_eq!(client_ip(&h, peer, 1).as_deref(), Some("203.0.113.7"));
+        // Two proxies of ours (e.g. CloudFront then the ALB): the second entry from the right.
+        h.insert(
+            "x-forwarded-for",
+            "1.2.3.4, 203.0.113.7, 198.51.100.2".parse().unwrap(),
+        );
+        assert_eq!(client_ip(&h, peer, 2).as_deref(), Some("203.0.113.7"));
+        assert_eq!(client_ip(&h, peer, 0).as_deref(), Some("10.0.0.1"));
+        assert_eq!(client_ip(&h, peer, 4).as_deref(), Some("10.0.0.1"));
         h.insert("x-forwarded-for", "garbage".parse().unwrap());
-        assert_eq!(client_ip(&h, peer).as_deref(), Some("10.0.0.1"));
+        assert_eq!(client_ip(&h, peer, 1).as_deref(), Some("10.0.0.1"));
+    }
+
+    #[test]
+    fn only_json_objects_and_json_content_types() {
+        assert!(parse_body(br#"["/x"]"#).is_err());
+        assert!(parse_body(b" 7").is_err());
+        let mut h = HeaderMap::new();
+        assert!(require_json(&h).is_err());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        assert!(require_json(&h).is_err());
+        h.insert(
+            "content-type",
+            "Application/JSON; charset=utf-8".parse().unwrap(),
+        );
+        assert!(require_json(&h).is_ok());
     }
 
     #[test]

@@ -46,6 +46,7 @@ async fn get_after_201_sees_the_row_and_counts_it() {
             for i in 0..ROUNDS {
                 let resp = client
                     .post(format!("{base}/api/visit"))
+                    .header("content-type", "application/json")
                     .body(format!(r#"{{"page":"/w{w}/{i}"}}"#))
                     .send()
                     .await

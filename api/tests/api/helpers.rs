@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use reqwest::{Response, StatusCode};
@@ -111,12 +112,14 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// `POST /api/visit` as JSON, with `body` or none.
     pub async fn post_visit(&self, body: Option<&str>) -> Response {
-        let mut req = self.client.post(self.url("/api/visit"));
+        let mut req = self
+            .client
+            .post(self.url("/api/visit"))
+            .header("content-type", "application/json");
         if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
+            req = req.body(b.to_string());
         }
         req.send().await.expect("POST /api/visit")
     }
@@ -125,6 +128,19 @@ impl TestApp {
         let resp = self.get("/api/visits").await;
         assert_eq!(resp.status(), StatusCode::OK);
         resp.json().await.unwrap()
+    }
+
+    /// `GET path` with an `Authorization` header as given, parsed as JSON.
+    pub async fn get_json_as(&self, path: &str, authorization: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .header("authorization", authorization)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("a JSON body")
     }
 
     pub async fn health(&self) -> Response {
@@ -195,12 +211,29 @@ pub struct ApiProcess {
     pub base: String,
     /// Every stdout line after "ready".
     pub lines: mpsc::Receiver<String>,
+    /// While true, nobody reads the process's stdout (its pipe fills up).
+    pub stdout_paused: Arc<AtomicBool>,
 }
 
 impl ApiProcess {
     /// Starts the binary and waits for its "ready" log line, which carries the bound address.
     pub fn start(env: &HashMap<String, String>) -> ApiProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_visits-api"))
+        Self::start_wrapped(env, &[])
+    }
+
+    /// The same, run through `wrapper` (e.g. `prlimit --nofile=64` to lower its file limit;
+    /// the wrapper must exec the binary so that the pid stays the API's).
+    pub fn start_wrapped(env: &HashMap<String, String>, wrapper: &[&str]) -> ApiProcess {
+        let bin = env!("CARGO_BIN_EXE_visits-api");
+        let mut command = match wrapper.split_first() {
+            None => Command::new(bin),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+        };
+        let mut child = command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
@@ -211,10 +244,21 @@ impl ApiProcess {
             .expect("spawn visits-api");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let stdout_paused = Arc::new(AtomicBool::new(false));
+        let paused = stdout_paused.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+            let mut lines = BufReader::new(stdout).lines();
+            loop {
+                // Ends when the process does (EOF); `Drop` lifts a pause first.
+                while paused.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                match lines.next() {
+                    Some(Ok(line)) => {
+                        // The receiver may be gone; keep draining so the process never blocks.
+                        let _ = tx.send(line);
+                    }
+                    _ => break,
                 }
             }
         });
@@ -238,6 +282,7 @@ impl ApiProcess {
             addr,
             base: format!("http://{addr}"),
             lines: rx,
+            stdout_paused,
         }
     }
 
@@ -267,6 +312,7 @@ impl ApiProcess {
 
 impl Drop for ApiProcess {
     fn drop(&mut self) {
+        self.stdout_paused.store(false, Ordering::Relaxed);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

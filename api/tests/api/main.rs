@@ -2,10 +2,16 @@
 //! throwaway cluster, a fresh database per test), one module per area.
 
 mod admin;
+mod chaos;
+mod faults;
 mod fresh_reads;
 mod helpers;
+mod input;
 mod outage;
+mod partition;
 mod process;
+mod process_faults;
+mod slow_clients;
 mod stress;
 mod tls;
 mod total;

@@ -36,6 +36,11 @@ async fn stress_checks_token_and_input() {
         r#"{"duration_s":61}"#,
         r#"{"duration_s":-1}"#,
         r#"{"duration_s":"5"}"#,
+        r#"{"duration":1,"duration_s":1}"#,
+        r#"{"duration":1,"intensity":0}"#,
+        r#"{"duration":1,"intensity":10000001}"#,
+        r#"{"duration":61}"#,
+        r#"{"intensity":5}"#,
     ] {
         assert_json_error(
             app.stress(body, Some(STRESS_TOKEN)).await,
@@ -62,4 +67,22 @@ async fn stress_burns_off_the_runtime_and_is_bounded() {
     assert_eq!(done.status(), StatusCode::OK);
     let body: Value = done.json().await.unwrap();
     assert!(body["burned_s"].as_f64().unwrap() >= 2.9, "{body}");
+}
+
+/// The original design's locust body, with a lower-case `bearer` scheme.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_load_test_body_is_accepted() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .post(app.url("/api/stress"))
+        .header("authorization", format!("bearer {STRESS_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(r#"{"duration": 1, "intensity": 1000000}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["burned_s"].as_f64().unwrap() >= 0.9, "{body}");
 }

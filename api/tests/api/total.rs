@@ -21,6 +21,7 @@ async fn total_is_exact_under_concurrent_inserts() {
             for i in 0..EACH {
                 let resp = client
                     .post(&url)
+                    .header("content-type", "application/json")
                     .body(format!(r#"{{"page":"/c{c}/{i}"}}"#))
                     .send()
                     .await

@@ -24,7 +24,7 @@ async fn visit_is_stored_and_returned() {
     let resp = app
         .client
         .post(app.url("/api/visit"))
-        .header("x-forwarded-for", "203.0.113.9, 10.0.0.1")
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
         .header("user-agent", &long_ua)
         .header("content-type", "application/json")
         .body(r#"{"page":"/pricing"}"#)

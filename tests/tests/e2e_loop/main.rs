@@ -13,6 +13,7 @@ use std::time::Duration;
 use e2e::loadgen::{self, Mode, Scenario};
 use e2e::stack::lambda::FUNCTIONS;
 use e2e::stack::proxy::SlotState;
+use e2e::stack::runner::STRESS_TOKEN;
 use e2e::stack::{ADMIN_TOKEN, TASK_PORT};
 use scaling::report::Outcome;
 use serde_json::{json, Value};
@@ -331,17 +332,21 @@ fn scale_out_during_a_drain_cancels_it_and_the_task_keeps_serving() {
     });
 }
 
-/// A request whose body never comes: the task counts it in flight until the
-/// connection closes (dropping the stream).
+/// A request being served for a minute (a CPU burn): the task counts it in
+/// flight until it ends or the connection closes (dropping the stream). A
+/// request whose body never comes would not do: the task reads the body before
+/// counting a request, and gives up on it after its body read timeout.
 async fn slow_request(ip: &str) -> TcpStream {
     let twin = e2e::stack::loopback_twin(ip).expect("10.x task IP");
     let mut conn = TcpStream::connect((twin.as_str(), TASK_PORT))
         .await
         .expect("connect to the task");
+    let body = r#"{"duration_s":60}"#;
     let head = format!(
-        "POST /api/visit HTTP/1.1\r\nHost: {twin}\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{{"
+        "POST /api/stress HTTP/1.1\r\nHost: {twin}\r\nAuthorization: Bearer {STRESS_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     );
-    conn.write_all(head.as_bytes()).await.expect("send head");
+    conn.write_all(head.as_bytes()).await.expect("send request");
     conn
 }
 
