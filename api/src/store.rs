@@ -269,7 +269,7 @@ async fn connection_by(db: &Db, earliest: Instant) -> Result<PoolConnection<Post
             "no database connection within DB_ACQUIRE_TIMEOUT_MS".into(),
         ));
     }
-    db.guard.acquire(&db.pool, earliest.into()).await
+    db.guard.acquire(&db.pool, earliest).await
 }
 
 fn writer(

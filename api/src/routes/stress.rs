@@ -1,6 +1,7 @@
 //! `POST /api/stress`: burns CPU on this task so that the CPU alarm can be exercised.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -19,6 +20,16 @@ const MAX_S: u64 = 60;
 const INTENSITY_DEFAULT: u64 = 10_000;
 /// About 10 ms of work on one core: the burn still notices shutdown promptly.
 const INTENSITY_MAX: u64 = 10_000_000;
+
+/// Sets its flag when dropped: the request's future was dropped before the burn ended.
+#[derive(Default)]
+struct HangUp(Arc<AtomicBool>);
+
+impl Drop for HangUp {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// `{"duration_s": 10}`, or the original load test's `{"duration": 10, "intensity": 1000000}`.
 #[derive(Deserialize)]
@@ -79,13 +90,20 @@ pub async fn stress(
         .try_acquire_owned()
         .map_err(|_| ApiError::Busy("too many CPU burns already running"))?;
     let stop = state.shutdown_flag();
+    // Set when this handler is dropped (the client hung up): the burn stops too. The slot is
+    // freed only when the thread ends, so the bound on concurrent burns still holds.
+    let hung_up = HangUp::default();
+    let gone = hung_up.0.clone();
     // A blocking-pool thread, so the async workers keep serving requests meanwhile. The permit
     // moves along: a client that hangs up does not free the slot before the burn ends.
     let burned = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let start = Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+        while start.elapsed() < duration
+            && !stop.load(Ordering::Relaxed)
+            && !gone.load(Ordering::Relaxed)
+        {
             for i in 0..intensity {
                 x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
             }
@@ -94,6 +112,7 @@ pub async fn stress(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("stress thread: {e}")))?;
+    drop(hung_up);
     // Cut short by shutdown past the grace period: the burn asked for did not happen,
     // so the client must not read success (a 200 here raced the exit in tests).
     if burned < duration {

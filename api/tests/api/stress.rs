@@ -86,3 +86,33 @@ async fn the_original_load_test_body_is_accepted() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["burned_s"].as_f64().unwrap() >= 0.9, "{body}");
 }
+
+/// A client that hangs up stops its burn: the slot comes back long before the 30 s asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burn_stops_when_its_client_hangs_up() {
+    let app = spawn_app_with(&[("STRESS_MAX_CONCURRENT", "1")]).await;
+    let body = r#"{"duration_s":30}"#;
+    let request = format!(
+        "POST /api/stress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {STRESS_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let conn =
+        crate::slow_clients::send_raw(crate::slow_clients::addr_of(&app), request.as_bytes()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.stress(r#"{"duration_s":1}"#, Some(STRESS_TOKEN))
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the first burn holds the slot"
+    );
+    drop(conn);
+    let freed = crate::helpers::eventually(std::time::Duration::from_secs(15), || async {
+        app.stress(r#"{"duration_s":1}"#, Some(STRESS_TOKEN))
+            .await
+            .status()
+            == StatusCode::OK
+    })
+    .await;
+    assert!(freed, "the slot was not freed after the client hung up");
+}
