@@ -19,7 +19,7 @@ command -v pgbench >/dev/null || tools/ensure-apt.sh pgbench:postgresql-contrib
 PGBENCH=$(command -v pgbench)
 echo "building visits-api (profile release-api)..." >&2
 cargo build -q --profile release-api -p visits-api
-BIN=target/release-api/visits-api
+BIN=${CARGO_TARGET_DIR:-target}/release-api/visits-api
 
 OUT=$(mktemp -d /tmp/visits-bench.XXXXXX)
 API_PID=
