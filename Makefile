@@ -18,12 +18,12 @@ DEMO_TARGET := demo-api
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help setup venv postgres lint test demo
+.PHONY: help setup venv postgres haproxy lint test demo
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
-setup: venv postgres ## project venv + PostgreSQL server binaries
+setup: venv postgres haproxy ## project venv, PostgreSQL server binaries, HAProxy (what `cargo test` needs)
 
 venv: $(VENV)/.installed-requirements.txt
 $(VENV)/.installed-requirements.txt: tools/requirements.txt tools/setup-venv.sh
@@ -31,6 +31,10 @@ $(VENV)/.installed-requirements.txt: tools/requirements.txt tools/setup-venv.sh
 
 postgres:
 	@tools/ensure-postgres.sh >/dev/null
+
+# HAProxy plays the ALB in the local stack (Debian package).
+haproxy:
+	@tools/ensure-apt.sh haproxy:haproxy
 
 lint: ## rustfmt and clippy, warnings denied
 	cargo fmt --all --check

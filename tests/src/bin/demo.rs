@@ -144,7 +144,7 @@ async fn run(args: &Args, tl: Arc<Timeline>) -> anyhow::Result<bool> {
     tl.log(
         Source::Demo,
         format!(
-            "functions scale-up, scale-down, notify: the real binaries under cargo-lambda's runtime emulator at {}",
+            "functions scale-up, scale-down, notify: the real binaries, each polling the local Lambda Runtime API at {}",
             lambdas.url()
         ),
     );

@@ -1,7 +1,7 @@
 //! The functions, run as their real binaries under a Lambda runtime emulator.
 //!
-//! Each function's prebuilt debug binary (`cargo build -p scale-up …`, which
-//! `make test` does first) runs as its bootstrap against the harness's
+//! Each function's debug binary (built on first use, see
+//! [`test_support::paths::workspace_binary`]) runs as its bootstrap against the harness's
 //! Runtime API ([`super::runtime_api`]), one instance per function (the
 //! template's reserved concurrency 1), with the environment the template
 //! gives it, pointed at the emulator. Invocations go through the same

@@ -211,20 +211,10 @@ impl Stack {
     }
 }
 
-/// A debug binary of the workspace (`target/debug/<name>`, or under
-/// `CARGO_TARGET_DIR`), or an error saying how to build it (`make test` builds
-/// every binary the stack runs first, through TEST_PREREQS in mk/stack.mk).
+/// A debug binary of the workspace whose package has the same name, built on
+/// first use (see [`test_support::paths::workspace_binary`]).
 pub fn workspace_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| test_support::paths::repo_root().join("target"));
-    let bin = target.join("debug").join(name);
-    anyhow::ensure!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p {name}` (make test does)",
-        bin.display()
-    );
-    Ok(bin)
+    test_support::paths::workspace_binary(name, name)
 }
 
 /// The loopback twin of an emulated task IP (`10.0.1.7` -> `127.0.1.7`).

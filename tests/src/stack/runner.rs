@@ -427,8 +427,7 @@ async fn wait_healthy(url: &str, id: &str, process: &mut Guarded) -> anyhow::Res
     bail!("no healthy answer within {START_TIMEOUT:?}: {last}")
 }
 
-/// The workspace's debug visits-api binary (`cargo build -p visits-api`;
-/// `make test` builds it first through TEST_PREREQS).
+/// The workspace's debug visits-api binary, built on first use.
 pub fn api_binary() -> anyhow::Result<PathBuf> {
     super::workspace_binary("visits-api")
 }

@@ -33,3 +33,51 @@ pub fn find_tool(name: &str, extra_dirs: &[PathBuf]) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
+
+/// A debug binary of this workspace (`target/debug/<bin>`, or under
+/// `CARGO_TARGET_DIR`), built on first use.
+///
+/// Tests that run another package's binary (the API as a task, the functions
+/// under the runtime API) must work from a clean clone with `cargo test -p X`:
+/// cargo builds only the package under test, so the binary may be missing or
+/// stale. Under cargo (`CARGO` is set for `cargo test` and `cargo run`) this
+/// runs `cargo build -p <package> --bin <bin>` once per process and binary,
+/// which is a no-op when it is fresh. Outside cargo (the demo started by
+/// `make demo`, which builds everything first) the binary must exist.
+pub fn workspace_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let result = built
+        .entry(format!("{package}/{bin}"))
+        .or_insert_with(|| build_binary(package, bin).map_err(|e| format!("{e:#}")));
+    result.clone().map_err(anyhow::Error::msg)
+}
+
+fn build_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug").join(bin);
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", package, "--bin", bin])
+            .current_dir(repo_root())
+            .status()
+            .map_err(|e| anyhow::anyhow!("run `cargo build -p {package} --bin {bin}`: {e}"))?;
+        anyhow::ensure!(
+            status.success(),
+            "`cargo build -p {package} --bin {bin}` failed ({status})"
+        );
+    }
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is missing: run `cargo build -p {package} --bin {bin}` (make demo and make test do)",
+        path.display()
+    );
+    Ok(path)
+}

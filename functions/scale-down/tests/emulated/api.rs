@@ -3,9 +3,8 @@
 //! (`POST /api/stress`) in flight when the episode starts; ECS's part (SIGTERM
 //! once desired drops, then STOPPED) is played here.
 //!
-//! Needs the debug API binary (`cargo build -p visits-api`; `make test` builds
-//! it first) and PostgreSQL (`make setup`). `DEBUG_CALLS=1` prints every
-//! call of the episode with when it was answered.
+//! Builds the debug API binary on first use; needs PostgreSQL (`make setup`).
+//! `DEBUG_CALLS=1` prints every call of the episode with when it was answered.
 
 use super::{twin, World, ADMIN_TOKEN, SERVICE};
 use nix::sys::signal::Signal;
@@ -18,18 +17,10 @@ use tokio::time::Instant;
 
 const STRESS_TOKEN: &str = "test-stress-token";
 
-/// The workspace's debug visits-api binary.
+/// The workspace's debug visits-api binary, built on first use.
 pub fn api_binary() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| test_support::paths::repo_root().join("target"));
-    let bin = target.join("debug/visits-api");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p visits-api` (make test does)",
-        bin.display()
-    );
-    bin
+    test_support::paths::workspace_binary("visits-api", "visits-api")
+        .unwrap_or_else(|e| panic!("the visits-api binary: {e:#}"))
 }
 
 /// Starts visits-api on `addr:port` and waits until `/health` answers 200.
