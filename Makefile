@@ -8,6 +8,13 @@ VENV := $(CURDIR)/.venv
 # Project-local tools (cargo-lambda, moto_server, cfn-lint) come first on PATH.
 export PATH := $(VENV)/bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
+# A compiler cache where the machine has one: the same results, much less time on 2 cores when the
+# dependencies were compiled before (another clone, another target dir). Nothing needs it.
+ifeq ($(origin RUSTC_WRAPPER),undefined)
+ifneq ($(shell command -v sccache 2>/dev/null),)
+export RUSTC_WRAPPER := sccache
+endif
+endif
 
 # Areas append to these in mk/*.mk:
 #   TEST_PREREQS  targets that must be ready before `cargo test` (packages, binaries)
