@@ -238,6 +238,7 @@ pub fn skip_reason(
         max_step: 1,
         out_cooldown: s.scale_in_cooldown,
         in_cooldown: s.scale_in_cooldown,
+        in_window: s.scale_in_window,
     };
     let history = policy::History::from_state(state);
     let alarm = policy::AlarmInput::default();

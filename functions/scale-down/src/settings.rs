@@ -30,6 +30,9 @@ pub struct Settings {
     /// SCALE_IN_ALARMS: re-read by the reconcile schedule (see `alarms`); empty: the
     /// schedule only finishes or rolls back interrupted episodes.
     pub scale_in_alarms: Vec<String>,
+    /// SCALE_IN_ALARM_PERIOD_S × SCALE_IN_ALARM_EVALUATION_PERIODS: the low alarm's window; no scale-in until this
+    /// long after the last scale-out (the policy's `Limits::in_window`).
+    pub scale_in_window: Duration,
 }
 
 impl Settings {
@@ -49,6 +52,7 @@ impl Settings {
             dry_run: false,
             region: None,
             scale_in_alarms: Vec::new(),
+            scale_in_window: Duration::ZERO,
         }
     }
 }
@@ -65,6 +69,7 @@ impl Settings {
         s.dry_run = c.dry_run;
         s.region = std::env::var("AWS_REGION").ok();
         s.scale_in_alarms = c.scale_in_alarms.clone();
+        s.scale_in_window = c.scale_in_window;
         s
     }
 }

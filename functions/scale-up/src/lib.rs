@@ -6,10 +6,16 @@
 //! decide (pure) → TagResource (record the intent: idempotency key, target,
 //! cooldown) → UpdateService. The cancel hook, EC2 capacity and the episode
 //! metric follow the scale-out, so they never delay it.
+//!
+//! The re-evaluation schedule (EventBridge `Scheduled Event`, [`reevaluate`])
+//! keeps desired at least `MIN_TASKS` and scales out again while a scale-out
+//! alarm stays in ALARM: CloudWatch invokes the alarm action only on a state
+//! change (docs/scale-up.md).
 
 mod capacity;
 mod dbcap;
 mod error;
+pub mod reevaluate;
 
 pub use error::ScaleUpError;
 
@@ -27,7 +33,7 @@ use scaling::report::{
     Counts, DecisionSummary, FunctionKind, Outcome, Report, RollbackSummary, ServiceRef, Step,
     TriggerSummary,
 };
-use scaling::trigger::{self, AlarmState};
+use scaling::trigger::{self, AlarmState, Trigger};
 use serde_json::Value;
 use std::time::Instant;
 
@@ -55,12 +61,20 @@ impl Deps {
     }
 }
 
-/// Handles one event at the current time.
+/// Handles one event at the current time. A scheduled re-evaluation that finds
+/// the cooldown ending within its period waits for it (bounded by
+/// `SCALE_OUT_REEVALUATE_S`) and evaluates once more.
 pub async fn handle(event: Value, deps: &Deps) -> Result<Report, ScaleUpError> {
-    handle_at(event, deps, Utc::now()).await
+    match trigger::parse(&event)? {
+        // Boxed: the re-evaluation's future inside the runtime's would pass rustc's
+        // query depth limit (like scaling::aws::instances' listing).
+        Trigger::Schedule { time, .. } => Box::pin(reevaluate::run(deps, time)).await,
+        Trigger::Alarm(_) => Box::pin(handle_at(event, deps, Utc::now())).await,
+    }
 }
 
-/// Handles one event as if at `now` (tests drive cooldowns with it).
+/// Handles one event as if at `now` (tests drive cooldowns with it); a
+/// scheduled re-evaluation evaluates once, without waiting.
 pub async fn handle_at(
     event: Value,
     deps: &Deps,
@@ -69,7 +83,14 @@ pub async fn handle_at(
     let clock = Instant::now();
     let c = &deps.config;
     // Invariant 7: a bad event is rejected before any AWS call.
-    let alarm = trigger::parse_alarm(&event)?;
+    let alarm = match trigger::parse(&event)? {
+        Trigger::Alarm(a) => *a,
+        Trigger::Schedule { time, .. } => {
+            return Box::pin(reevaluate::evaluate(deps, time, now))
+                .await
+                .map(|(r, _)| r)
+        }
+    };
     alarm.check_ours(&c.cluster, &c.service)?;
     let key = episode::alarm_key(&alarm.alarm_name, alarm.timestamp);
     let mut ep = Episode {
@@ -87,7 +108,63 @@ pub async fn handle_at(
         return Ok(ep.report(skip_summary(&skip), None, Outcome::Skipped, skip.reason()));
     }
 
-    let (service, cap) = read_state(&mut ep).await?;
+    let (service, cap, state) = match ready(&mut ep).await? {
+        Ready::Go(service, cap, state) => (service, cap, state),
+        Ready::Done(report) => return Ok(report),
+    };
+
+    // Idempotency (invariant 3): this alarm change already acted. Finish it if
+    // the crash came between recording and UpdateService; else a duplicate.
+    let (target, decision, resumed) =
+        match prior(&mut ep, &service, &state, &key, "this alarm change").await {
+            Some(Ok((target, d))) => (target, d, true),
+            Some(Err(report)) => return Ok(report),
+            None => {
+                let decision = policy::decide_scale_out(
+                    &service_state(&service),
+                    &Limits::for_alarm(c, &alarm.alarm_name),
+                    &History::from_state(&state),
+                    &AlarmInput::from_alarm(&alarm),
+                    cap.as_ref(),
+                    now,
+                );
+                match decision {
+                    Decision::ScaleTo { target, .. } => (target, decision.summary(), false),
+                    Decision::Skip(ref skip) => {
+                        let reason = skip.reason();
+                        let before = ep.before;
+                        return Ok(ep.report(decision.summary(), before, Outcome::Skipped, reason));
+                    }
+                }
+            }
+        };
+
+    act(
+        &mut ep, &service, &state, &key, target, decision, resumed, now,
+    )
+    .await
+}
+
+/// The service as the policy sees it.
+pub(crate) fn service_state(service: &ServiceInfo) -> ServiceState {
+    ServiceState {
+        desired: service.desired,
+        running: service.running,
+        pending: service.pending,
+        deployment_in_progress: service.deployment_in_progress(),
+    }
+}
+
+/// After reading the service: go on, or the report that ends the invocation.
+pub(crate) enum Ready {
+    Go(ServiceInfo, Option<policy::Cap>, EpisodeState),
+    Done(Report),
+}
+
+/// Reads the service (and the DB cap) and sets the report's "before" counts;
+/// a paused service or one that is not ACTIVE ends the invocation (skipped).
+pub(crate) async fn ready(ep: &mut Episode<'_>) -> Result<Ready, ScaleUpError> {
+    let (service, cap) = read_state(ep).await?;
     let state = EpisodeState::from_tags(&service.tags);
     let before = Counts {
         desired: service.desired,
@@ -98,88 +175,84 @@ pub async fn handle_at(
     ep.before = Some(before);
     if state.paused {
         let skip = policy::Skip::Paused;
-        return Ok(ep.report(
+        return Ok(Ready::Done(ep.report(
             skip_summary(&skip),
             Some(before),
             Outcome::Skipped,
             skip.reason(),
-        ));
+        )));
     }
     if service.status != "ACTIVE" {
         let reason = format!("service status is {}, not ACTIVE", service.status);
-        return Ok(ep.report(
+        return Ok(Ready::Done(ep.report(
             skip_decision(&reason),
             Some(before),
             Outcome::Skipped,
             reason,
-        ));
+        )));
     }
+    Ok(Ready::Go(service, cap, state))
+}
 
-    // Idempotency (invariant 3): this alarm change already acted. Finish it if
-    // the crash came between recording and UpdateService; else a duplicate.
-    let (target, decision, resumed) = match state.scale_out_done(&key) {
-        Some(done) if service.desired < done.target && done.target <= c.max_tasks => {
-            let d = DecisionSummary {
+/// What an earlier invocation under the same idempotency `key` did: a recorded
+/// scale-out that did not land is finished (`Ok`: target and decision); one that
+/// landed makes this a duplicate (`Err`: the skipped report). None: first time.
+pub(crate) async fn prior(
+    ep: &mut Episode<'_>,
+    service: &ServiceInfo,
+    state: &EpisodeState,
+    key: &str,
+    what: &str,
+) -> Option<Result<(i32, DecisionSummary), Report>> {
+    let done = state.scale_out_done(key)?;
+    if service.desired < done.target && done.target <= ep.deps.config.max_tasks {
+        return Some(Ok((
+            done.target,
+            DecisionSummary {
                 action: "resume".into(),
                 target: Some(done.target),
                 reason: format!(
-                    "this alarm change recorded a scale-out to {} that did not land: finishing it",
+                    "{what} recorded a scale-out to {} that did not land: finishing it",
                     done.target
                 ),
-            };
-            (done.target, d, true)
-        }
-        Some(done) => {
-            let reason = format!(
-                "duplicate delivery: this alarm change already scaled out to {}",
-                done.target
-            );
-            let cancelled = cancel_hook(&mut ep, &service, &state).await;
-            let mut report = ep.report(
-                skip_decision(&reason),
-                Some(before),
-                Outcome::Skipped,
-                reason,
-            );
-            note_cancel(&mut report, cancelled);
-            return Ok(report);
-        }
-        None => {
-            let decision = policy::decide_scale_out(
-                &ServiceState {
-                    desired: service.desired,
-                    running: service.running,
-                    pending: service.pending,
-                    deployment_in_progress: service.deployment_in_progress(),
-                },
-                &Limits::from_config(c),
-                &History::from_state(&state),
-                &AlarmInput::from_alarm(&alarm),
-                cap.as_ref(),
-                now,
-            );
-            match decision {
-                Decision::ScaleTo { target, .. } => (target, decision.summary(), false),
-                Decision::Skip(ref skip) => {
-                    let reason = skip.reason();
-                    return Ok(ep.report(
-                        decision.summary(),
-                        Some(before),
-                        Outcome::Skipped,
-                        reason,
-                    ));
-                }
-            }
-        }
-    };
+            },
+        )));
+    }
+    let reason = format!(
+        "duplicate delivery: {what} already scaled out to {}",
+        done.target
+    );
+    let cancelled = cancel_hook(ep, service, state).await;
+    let before = ep.before;
+    let mut report = ep.report(skip_decision(&reason), before, Outcome::Skipped, reason);
+    note_cancel(&mut report, cancelled);
+    Some(Err(report))
+}
 
+/// Carries out a decided scale-out to `target`: record the intent under `key`,
+/// UpdateService, then the cancel hook, EC2 capacity and the episode metric.
+/// Shared by the alarm action and the scheduled re-evaluation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn act(
+    ep: &mut Episode<'_>,
+    service: &ServiceInfo,
+    state: &EpisodeState,
+    key: &str,
+    target: i32,
+    decision: DecisionSummary,
+    resumed: bool,
+    now: DateTime<Utc>,
+) -> Result<Report, ScaleUpError> {
+    let deps = ep.deps;
+    let c = &deps.config;
+    let before = ep.before.unwrap_or_default();
     if c.dry_run {
         let reason = format!("dry run: would scale {} -> {target}", service.desired);
         return Ok(ep.report(decision, Some(before), Outcome::Skipped, reason));
     }
 
     // Record the intent first: a crash after this is finished by the redelivery.
-    let intent = state.record_scale_out(&key, target, now);
+    let intent = state.record_scale_out(key, target, now);
     let (res, step) = timed("record_intent", deps.ecs.tag(&service.arn, &intent)).await;
     ep.steps.push(step);
     if let Err(e) = res {
@@ -195,7 +268,7 @@ pub async fn handle_at(
         let rollback = if resumed {
             None
         } else {
-            Some(undo_intent(&mut ep, &service).await)
+            Some(undo_intent(ep, service).await)
         };
         let outcome = match &rollback {
             Some(r) if r.operator_checks.is_empty() => Outcome::RolledBack,
@@ -205,10 +278,10 @@ pub async fn handle_at(
     }
 
     // After the scale-out: keep a draining task, add capacity, publish the metric.
-    let cancelled = cancel_hook(&mut ep, &service, &state).await;
+    let cancelled = cancel_hook(ep, service, state).await;
     let added = target - service.desired;
     let asg = match &c.capacity_asg_name {
-        Some(asg) => capacity::ensure(&mut ep, asg, &service, added).await,
+        Some(asg) => capacity::ensure(ep, asg, service, added).await,
         None => None,
     };
     let mut values = vec![("ScaleOutTasks", f64::from(added))];
@@ -247,7 +320,7 @@ pub async fn handle_at(
 }
 
 /// The service (with its tags) and, when configured, the DB cap, in parallel.
-async fn read_state(
+pub(crate) async fn read_state(
     ep: &mut Episode<'_>,
 ) -> Result<(ServiceInfo, Option<policy::Cap>), ScaleUpError> {
     let deps = ep.deps;
@@ -365,11 +438,11 @@ async fn undo_intent(ep: &mut Episode<'_>, service: &ServiceInfo) -> RollbackSum
     summary
 }
 
-fn skip_summary(skip: &policy::Skip) -> DecisionSummary {
+pub(crate) fn skip_summary(skip: &policy::Skip) -> DecisionSummary {
     Decision::Skip(skip.clone()).summary()
 }
 
-fn skip_decision(reason: &str) -> DecisionSummary {
+pub(crate) fn skip_decision(reason: &str) -> DecisionSummary {
     DecisionSummary {
         action: "skip".into(),
         target: None,
@@ -380,17 +453,17 @@ fn skip_decision(reason: &str) -> DecisionSummary {
 /// One invocation's episode as it runs: the steps so far and what the report needs.
 pub(crate) struct Episode<'a> {
     pub(crate) deps: &'a Deps,
-    clock: Instant,
-    started_at: DateTime<Utc>,
-    id: String,
-    trigger: TriggerSummary,
-    account: Option<String>,
+    pub(crate) clock: Instant,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) id: String,
+    pub(crate) trigger: TriggerSummary,
+    pub(crate) account: Option<String>,
     pub(crate) steps: Vec<Step>,
-    before: Option<Counts>,
+    pub(crate) before: Option<Counts>,
 }
 
 impl Episode<'_> {
-    fn report(
+    pub(crate) fn report(
         &mut self,
         decision: DecisionSummary,
         after: Option<Counts>,
@@ -422,7 +495,7 @@ impl Episode<'_> {
         }
     }
 
-    fn fail(
+    pub(crate) fn fail(
         &mut self,
         source: AwsError,
         decision: DecisionSummary,

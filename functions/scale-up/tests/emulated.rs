@@ -3,7 +3,9 @@
 
 mod common;
 
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, Statistic};
+use aws_sdk_cloudwatch::types::{
+    ComparisonOperator, Dimension, MetricDatum, StandardUnit, StateValue, Statistic,
+};
 use chrono::{DateTime, Duration, Utc};
 use scale_up::{handle_at, Deps};
 use scaling::report::{Outcome, Report};
@@ -55,6 +57,10 @@ async fn stack(cluster: &str, desired: i32, extra: &[(&str, &str)]) -> Stack {
         .desired_count(desired)
         .send()
         .await
+        .unwrap();
+    // Every task is running (moto starts a service with them all pending).
+    moto::shared()
+        .set_service_counts(cluster, "visits-api", desired as usize, 0)
         .unwrap();
     let mut vars = vec![("CLUSTER_NAME", cluster)];
     vars.extend_from_slice(extra);
@@ -419,4 +425,328 @@ async fn ec2_mode_raises_the_asg() {
         .unwrap();
     assert_eq!(groups.auto_scaling_groups()[0].desired_capacity(), Some(2));
     assert_eq!(s.desired().await, 2);
+}
+
+// --- The re-evaluation schedule (CloudWatch invokes the alarm action only on a
+// state change; the schedule re-reads the scale-out alarms) ------------------
+
+impl Stack {
+    /// This stack's in-flight alarm: `<cluster>-inflight-high`, InFlight > 50
+    /// (Average, 10 s), as the template's, in `state`.
+    fn inflight_alarm(&self) -> String {
+        format!("{}-inflight-high", self.cluster)
+    }
+
+    async fn put_inflight_alarm(&self, state: &str) {
+        let cw = self.deps.cloudwatch.client();
+        let name = self.inflight_alarm();
+        cw.put_metric_alarm()
+            .alarm_name(&name)
+            .namespace("VisitsApi")
+            .metric_name("InFlight")
+            .dimensions(
+                Dimension::builder()
+                    .name("ClusterName")
+                    .value(&self.cluster)
+                    .build(),
+            )
+            .dimensions(
+                Dimension::builder()
+                    .name("ServiceName")
+                    .value("visits-api")
+                    .build(),
+            )
+            .statistic(Statistic::Average)
+            .period(10)
+            .evaluation_periods(3)
+            .threshold(50.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await
+            .expect("PutMetricAlarm");
+        cw.set_alarm_state()
+            .alarm_name(&name)
+            .state_value(StateValue::from(state))
+            .state_reason("test")
+            .send()
+            .await
+            .expect("SetAlarmState");
+    }
+
+    /// Each task's in-flight count, published a few seconds ago (EMF).
+    async fn inflight(&self, per_task: &[f64]) {
+        let at = std::time::SystemTime::now() - std::time::Duration::from_secs(3);
+        let data = per_task
+            .iter()
+            .map(|v| {
+                MetricDatum::builder()
+                    .metric_name("InFlight")
+                    .dimensions(
+                        Dimension::builder()
+                            .name("ClusterName")
+                            .value(&self.cluster)
+                            .build(),
+                    )
+                    .dimensions(
+                        Dimension::builder()
+                            .name("ServiceName")
+                            .value("visits-api")
+                            .build(),
+                    )
+                    .timestamp(at.into())
+                    .value(*v)
+                    .unit(StandardUnit::Count)
+                    .build()
+            })
+            .collect();
+        self.deps
+            .cloudwatch
+            .client()
+            .put_metric_data()
+            .namespace("VisitsApi")
+            .set_metric_data(Some(data))
+            .send()
+            .await
+            .expect("PutMetricData InFlight");
+    }
+
+    /// Tasks the scheduler reports running and pending.
+    fn counts(&self, running: usize, pending: usize) {
+        moto::shared()
+            .set_service_counts(&self.cluster, "visits-api", running, pending)
+            .unwrap();
+    }
+
+    async fn pause(&self) {
+        let arn = self
+            .deps
+            .ecs
+            .describe_service(&self.cluster, "visits-api")
+            .await
+            .unwrap()
+            .arn;
+        self.deps
+            .ecs
+            .tag(
+                &arn,
+                &[("autoscaler:paused".to_string(), "true".to_string())],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The sample schedule event (`events/scale-up-reevaluate-schedule.json`) at `at`.
+fn schedule(at: DateTime<Utc>) -> Value {
+    let mut ev = common::event("scale-up-reevaluate-schedule");
+    ev["time"] = Value::String(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    ev
+}
+
+/// A stack whose re-evaluation reads its own in-flight alarm, proportional, 60 s cooldown.
+async fn reevaluating(cluster: &str, desired: i32, extra: &[(&str, &str)]) -> Stack {
+    let alarms = format!("{cluster}-inflight-high");
+    let mut vars = vec![
+        ("MAX_TASKS", "10"),
+        ("SCALE_OUT_MODE", "proportional"),
+        ("SCALE_OUT_COOLDOWN_S", "60"),
+        ("SCALE_OUT_ALARMS", alarms.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    stack(cluster, desired, &vars).await
+}
+
+#[tokio::test]
+async fn still_in_alarm_after_the_cooldown_scales_out_once() {
+    let s = reevaluating("up-reeval-step", 2, &[]).await;
+    s.put_inflight_alarm("ALARM").await;
+    // The alarm action scaled 2 -> 3 a minute ago; the load stays: 3 tasks at 80 in flight.
+    let first = t0() - Duration::seconds(61);
+    let arn = s
+        .deps
+        .ecs
+        .describe_service(&s.cluster, "visits-api")
+        .await
+        .unwrap()
+        .arn;
+    let intent = scaling::episode::EpisodeState::default().record_scale_out("k", 3, first);
+    s.deps.ecs.tag(&arn, &intent).await.unwrap();
+    s.deps
+        .ecs
+        .update_desired(&s.cluster, "visits-api", 3)
+        .await
+        .unwrap();
+    s.counts(3, 0);
+    s.inflight(&[80.0, 80.0, 80.0]).await;
+    let now = t0();
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    // 3 running × 80 / 50 = 4.8: 5 tasks in one step.
+    assert_eq!(s.desired().await, 5);
+    assert_eq!(report.decision.target, Some(5));
+    let scaling::report::TriggerSummary::Alarm {
+        alarm_name,
+        reason,
+        value,
+        ..
+    } = &report.trigger
+    else {
+        panic!("the report names the alarm: {:?}", report.trigger)
+    };
+    assert_eq!(alarm_name, &s.inflight_alarm());
+    assert!(
+        reason.starts_with("re-evaluation by the schedule"),
+        "{reason}"
+    );
+    assert_eq!(*value, Some(80.0));
+    for name in [
+        "describe_service",
+        "describe_alarms",
+        "get_metric_statistics",
+        "update_service",
+    ] {
+        assert!(step(&report, name).ok, "{name}");
+    }
+    // The same schedule event again: one step per run.
+    let again = handle_at(schedule(now), &s.deps, now + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Skipped, "{again:#?}");
+    // The next tick, inside the new cooldown: nothing, quietly.
+    let next = now + Duration::seconds(30);
+    let report = handle_at(schedule(next), &s.deps, next).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped);
+    assert!(
+        report.outcome_reason.contains("cooldown"),
+        "{}",
+        report.outcome_reason
+    );
+    assert_eq!(s.desired().await, 5);
+}
+
+#[tokio::test]
+async fn an_alarm_back_to_ok_adds_nothing() {
+    let s = reevaluating("up-reeval-ok", 2, &[]).await;
+    s.put_inflight_alarm("OK").await;
+    s.inflight(&[80.0, 80.0]).await;
+    let now = t0();
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+    assert!(
+        report
+            .outcome_reason
+            .contains("no scale-out alarm in ALARM"),
+        "{}",
+        report.outcome_reason
+    );
+    assert_eq!(s.desired().await, 2);
+}
+
+#[tokio::test]
+async fn a_paused_service_is_left_alone() {
+    let s = reevaluating("up-reeval-paused", 1, &[("MIN_TASKS", "2")]).await;
+    s.put_inflight_alarm("ALARM").await;
+    s.inflight(&[90.0]).await;
+    s.pause().await;
+    let now = t0();
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+    assert!(
+        report.outcome_reason.contains("paused"),
+        "{}",
+        report.outcome_reason
+    );
+    assert_eq!(
+        s.desired().await,
+        1,
+        "neither the floor nor the alarm acts while paused"
+    );
+}
+
+#[tokio::test]
+async fn pending_tasks_already_cover_the_overload() {
+    let s = reevaluating("up-reeval-pending", 4, &[]).await;
+    s.put_inflight_alarm("ALARM").await;
+    // 2 running at 90 need ceil(3.6) = 4: the 2 pending ones cover it.
+    s.counts(2, 2);
+    s.inflight(&[90.0, 90.0]).await;
+    let now = t0();
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+    assert!(
+        report.outcome_reason.contains("covered"),
+        "{}",
+        report.outcome_reason
+    );
+    assert_eq!(s.desired().await, 4);
+}
+
+#[tokio::test]
+async fn desired_below_min_is_raised_to_min() {
+    // A release or a person left desired at 1; MIN_TASKS is 3. No alarm is in ALARM.
+    let s = reevaluating("up-reeval-floor", 1, &[("MIN_TASKS", "3")]).await;
+    s.put_inflight_alarm("OK").await;
+    let now = t0();
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    assert_eq!(s.desired().await, 3);
+    assert!(
+        report.decision.reason.contains("MIN_TASKS 3"),
+        "{}",
+        report.decision.reason
+    );
+    assert!(matches!(
+        report.trigger,
+        scaling::report::TriggerSummary::Schedule { .. }
+    ));
+    // Once at min, the next run has nothing to do.
+    let next = now + Duration::seconds(60);
+    let report = handle_at(schedule(next), &s.deps, next).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+}
+
+#[tokio::test]
+async fn an_unknown_alarm_name_is_a_configuration_error() {
+    let s = stack(
+        "up-reeval-typo",
+        2,
+        &[("SCALE_OUT_ALARMS", "up-reeval-typo-no-such-alarm")],
+    )
+    .await;
+    let now = t0();
+    let err = handle_at(schedule(now), &s.deps, now).await.unwrap_err();
+    assert!(err.to_string().contains("no-such-alarm"), "{err}");
+    assert!(!scaling::error::Classify::retryable(&err));
+    assert_eq!(s.desired().await, 2);
+}
+
+#[tokio::test]
+async fn the_schedule_waits_for_a_cooldown_ending_within_its_period() {
+    let s = reevaluating("up-reeval-wait", 2, &[]).await;
+    s.put_inflight_alarm("ALARM").await;
+    s.inflight(&[70.0, 70.0]).await;
+    // The alarm action scaled out 58 s ago: 2 s of the 60 s cooldown are left,
+    // inside the schedule's 60 s period, so the run waits for them.
+    let arn = s
+        .deps
+        .ecs
+        .describe_service(&s.cluster, "visits-api")
+        .await
+        .unwrap()
+        .arn;
+    let last = Utc::now() - Duration::seconds(58);
+    let intent = scaling::episode::EpisodeState::default().record_scale_out("k", 2, last);
+    s.deps.ecs.tag(&arn, &intent).await.unwrap();
+    let started = std::time::Instant::now();
+    let report = scale_up::handle(schedule(t0()), &s.deps).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    assert_eq!(report.steps[0].name, "wait_cooldown");
+    // 2 running × 70 / 50 = 2.8: 3 tasks.
+    assert_eq!(s.desired().await, 3);
+    assert!(
+        took >= std::time::Duration::from_millis(1000),
+        "waited {took:?}"
+    );
+    assert!(took < std::time::Duration::from_secs(30), "waited {took:?}");
 }

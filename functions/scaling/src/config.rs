@@ -29,6 +29,10 @@
 //! | `PROTECTION_EXPIRY_MIN` | 15 | scale-in: task protection expiry, so a crash never leaves it forever |
 //! | `TASK_IP_PREFIX_REWRITE` | unset | `FROM=TO` rewrite of task IPs before HTTP calls (local stack only) |
 //! | `SCALE_IN_ALARMS` | unset | scale-down: comma-separated alarm names the reconcile schedule re-reads (DescribeAlarms); one still in ALARM scales in as if it had just fired |
+//! | `SCALE_IN_ALARM_PERIOD_S`, `SCALE_IN_ALARM_EVALUATION_PERIODS` | 0, 1 | the scale-in alarm's window (their product): no scale-in until this long after the last scale-out |
+//! | `SCALE_OUT_ALARMS` | unset | scale-up: comma-separated alarm names its re-evaluation schedule re-reads; one still in ALARM scales out again once the cooldown is over |
+//! | `SCALE_OUT_PROPORTIONAL_ALARMS` | unset | with `SCALE_OUT_MODE=proportional`, the alarms sized proportionally (unset: every alarm); the others take the fixed step |
+//! | `SCALE_OUT_REEVALUATE_S` | 60 | the re-evaluation schedule's period: a scheduled run waits (inside the invocation) for a cooldown that ends within it |
 //!
 //! `AWS_REGION` and `AWS_ENDPOINT_URL` are read by the SDK itself (see [`crate::aws`]).
 
@@ -148,6 +152,21 @@ pub struct Config {
     /// scale-down's reconcile schedule re-reads these alarms and scales in while one stays
     /// in ALARM (one action per scale-in cooldown). Empty: the schedule only reconciles.
     pub scale_in_alarms: Vec<String>,
+    /// `SCALE_IN_ALARM_PERIOD_S` × `SCALE_IN_ALARM_EVALUATION_PERIODS`: the scale-in
+    /// alarm's evaluation window; no scale-in
+    /// until this long after the last scale-out.
+    pub scale_in_window: Duration,
+    /// `SCALE_OUT_ALARMS`: CloudWatch invokes an alarm action only on a state change,
+    /// so scale-up's re-evaluation schedule re-reads these and scales out again while
+    /// one stays in ALARM (one step per cooldown). Empty: the schedule only keeps
+    /// desired at least `MIN_TASKS`.
+    pub scale_out_alarms: Vec<String>,
+    /// `SCALE_OUT_PROPORTIONAL_ALARMS`: in proportional mode, the alarms sized
+    /// proportionally; empty: every alarm.
+    pub scale_out_proportional_alarms: Vec<String>,
+    /// `SCALE_OUT_REEVALUATE_S`: the re-evaluation schedule's period (the longest a
+    /// scheduled run waits for the cooldown to end).
+    pub scale_out_reevaluate: Duration,
 }
 
 impl Config {
@@ -222,20 +241,13 @@ impl Config {
                 _ => return Err(env.invalid("TASK_IP_PREFIX_REWRITE", "expected FROM=TO")),
             },
         };
-        let scale_in_alarms = match env.get("SCALE_IN_ALARMS") {
-            None => Vec::new(),
-            Some(v) => {
-                let names: Vec<String> = v.split(',').map(|n| n.trim().to_string()).collect();
-                // CloudWatch alarm names are 1..=255 characters.
-                if names.iter().any(|n| n.is_empty() || n.len() > 255) {
-                    return Err(env.invalid(
-                        "SCALE_IN_ALARMS",
-                        "expected comma-separated alarm names (1 to 255 characters each)",
-                    ));
-                }
-                names
-            }
-        };
+        let scale_in_alarms = env.alarm_names("SCALE_IN_ALARMS")?;
+        let scale_out_alarms = env.alarm_names("SCALE_OUT_ALARMS")?;
+        let scale_out_proportional_alarms = env.alarm_names("SCALE_OUT_PROPORTIONAL_ALARMS")?;
+        let scale_out_reevaluate: u64 = env.parse_or("SCALE_OUT_REEVALUATE_S", 60)?;
+        if scale_out_reevaluate == 0 {
+            return Err(env.invalid("SCALE_OUT_REEVALUATE_S", "must be 1 or more"));
+        }
         Ok(Config {
             cluster: env.required("CLUSTER_NAME")?,
             service: env.required("SERVICE_NAME")?,
@@ -260,6 +272,13 @@ impl Config {
             protection_expiry_min: env.parse_or("PROTECTION_EXPIRY_MIN", 15)?,
             ip_rewrite,
             scale_in_alarms,
+            scale_in_window: Duration::from_secs(
+                env.parse_or::<u64>("SCALE_IN_ALARM_PERIOD_S", 0)?
+                    * env.parse_or::<u64>("SCALE_IN_ALARM_EVALUATION_PERIODS", 1)?,
+            ),
+            scale_out_alarms,
+            scale_out_proportional_alarms,
+            scale_out_reevaluate: Duration::from_secs(scale_out_reevaluate),
         })
     }
 }
@@ -317,6 +336,22 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         Ok(self.parse_opt(var)?.unwrap_or(default))
     }
 
+    /// A comma-separated list of CloudWatch alarm names (1..=255 characters each);
+    /// unset: empty.
+    fn alarm_names(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(v) = self.get(var) else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = v.split(',').map(|n| n.trim().to_string()).collect();
+        if names.iter().any(|n| n.is_empty() || n.len() > 255) {
+            return Err(self.invalid(
+                var,
+                "expected comma-separated alarm names (1 to 255 characters each)",
+            ));
+        }
+        Ok(names)
+    }
+
     fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
             None => Ok(default),
@@ -368,11 +403,38 @@ mod tests {
         );
         let c = Config::from_map(&m).unwrap();
         assert_eq!(c.scale_in_alarms, ["visits-api-cpu-low", "other-low"]);
-        for bad in ["a,,b", "a,", &"x".repeat(256)] {
-            m.insert("SCALE_IN_ALARMS".into(), bad.to_string());
-            let e = Config::from_map(&m).unwrap_err().to_string();
-            assert!(e.contains("SCALE_IN_ALARMS"), "{bad}: {e}");
+        for var in [
+            "SCALE_IN_ALARMS",
+            "SCALE_OUT_ALARMS",
+            "SCALE_OUT_PROPORTIONAL_ALARMS",
+        ] {
+            let mut m = base();
+            for bad in ["a,,b", "a,", &"x".repeat(256)] {
+                m.insert(var.into(), bad.to_string());
+                let e = Config::from_map(&m).unwrap_err().to_string();
+                assert!(e.contains(var), "{bad}: {e}");
+            }
         }
+    }
+
+    #[test]
+    fn scale_out_reevaluation_settings() {
+        let c = Config::from_map(&base()).unwrap();
+        assert!(c.scale_out_alarms.is_empty());
+        assert_eq!(c.scale_out_reevaluate, Duration::from_secs(60));
+        assert_eq!(c.scale_in_window, Duration::ZERO);
+        let mut m = base();
+        m.insert("SCALE_OUT_ALARMS".into(), "a-high,b-high".into());
+        m.insert("SCALE_IN_ALARM_PERIOD_S".into(), "60".into());
+        m.insert("SCALE_IN_ALARM_EVALUATION_PERIODS".into(), "5".into());
+        m.insert("SCALE_OUT_REEVALUATE_S".into(), "30".into());
+        let c = Config::from_map(&m).unwrap();
+        assert_eq!(c.scale_out_alarms, ["a-high", "b-high"]);
+        assert_eq!(c.scale_in_window, Duration::from_secs(300));
+        assert_eq!(c.scale_out_reevaluate, Duration::from_secs(30));
+        m.insert("SCALE_OUT_REEVALUATE_S".into(), "0".into());
+        let e = Config::from_map(&m).unwrap_err().to_string();
+        assert!(e.contains("SCALE_OUT_REEVALUATE_S"), "{e}");
     }
 
     #[test]

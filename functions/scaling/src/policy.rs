@@ -5,9 +5,18 @@
 //! Both directions live here so that scale-up and scale-down share one notion
 //! of limits and cooldowns:
 //! - scale-out: at most up to `max` (and the DB cap), a fixed or proportional
-//!   step, its own cooldown since the last scale-out;
+//!   step sized from the *running* tasks (pending tasks already ordered count
+//!   towards it), its own cooldown since the last scale-out, and never twice on
+//!   the same measurement (a datapoint measured before the last scale-out is stale);
+//! - the floor: desired below `min` is raised to `min` ([`decide_floor`]);
 //! - scale-in: one task at a time, never below `min`, not during a deployment,
-//!   an active episode, or within the scale-in cooldown of any scaling.
+//!   an active episode, within the scale-in cooldown of any scaling, nor before
+//!   the low alarm's whole evaluation window has passed since the last scale-out;
+//! - the scale-up re-evaluation (a schedule re-reading the scale-out alarms):
+//!   which alarm drives the step ([`pick_largest`]) and whether to wait for the
+//!   cooldown's end inside the invocation ([`reevaluation_wait`]).
+//!
+//! docs/scale-up.md explains the rules and why they are these.
 
 use crate::config::{Config, ScaleOutMode};
 use crate::report::DecisionSummary;
@@ -37,6 +46,10 @@ pub struct Limits {
     pub max_step: i32,
     pub out_cooldown: Duration,
     pub in_cooldown: Duration,
+    /// The scale-in alarm's evaluation window (period × evaluation periods): no
+    /// scale-in until this long after the last scale-out, so the low alarm's
+    /// whole window lies after it. Zero: only the cooldown applies.
+    pub in_window: Duration,
 }
 
 impl Limits {
@@ -50,7 +63,25 @@ impl Limits {
             max_step: c.scale_out_max_step,
             out_cooldown: c.scale_out_cooldown,
             in_cooldown: c.scale_in_cooldown,
+            in_window: c.scale_in_window,
         }
+    }
+
+    /// The limits for one scale-out alarm: proportional sizing applies to the
+    /// alarms `SCALE_OUT_PROPORTIONAL_ALARMS` names (every alarm when it is
+    /// empty); the others take the fixed step.
+    pub fn for_alarm(c: &Config, alarm_name: &str) -> Self {
+        let mut l = Self::from_config(c);
+        if l.mode == ScaleOutMode::Proportional
+            && !c.scale_out_proportional_alarms.is_empty()
+            && !c
+                .scale_out_proportional_alarms
+                .iter()
+                .any(|a| a == alarm_name)
+        {
+            l.mode = ScaleOutMode::Fixed;
+        }
+        l
     }
 }
 
@@ -87,15 +118,21 @@ pub struct AlarmInput {
     pub value: Option<f64>,
     /// The alarm threshold (proportional step's target).
     pub threshold: Option<f64>,
+    /// When the evidence was measured: the start of `value`'s period, else when
+    /// the alarm entered ALARM. Evidence measured at or before the last scale-out
+    /// is stale: that scale-out already answered it. None: not checked.
+    pub measured_at: Option<DateTime<Utc>>,
 }
 
 impl AlarmInput {
-    /// The decision-relevant part of an alarm change.
+    /// The decision-relevant part of an alarm change: the evidence is as old as
+    /// the alarm's state change (the action payload's datapoints carry no time).
     pub fn from_alarm(a: &crate::trigger::AlarmChange) -> Self {
         AlarmInput {
             state: Some(a.state),
             value: a.latest_value(),
             threshold: a.threshold,
+            measured_at: Some(a.timestamp),
         }
     }
 }
@@ -134,6 +171,27 @@ pub enum Skip {
     },
     DeploymentInProgress,
     ScaleInActive,
+    /// The evidence (datapoint or alarm change) is not newer than the last
+    /// scale-out, which already answered it.
+    Stale {
+        measured_at: DateTime<Utc>,
+        last_scale_out: DateTime<Utc>,
+    },
+    /// The tasks already ordered (running + pending) cover what the running
+    /// tasks' load needs: adding more would count the pending ones twice.
+    Covered {
+        desired: i32,
+        running: i32,
+        pending: i32,
+        /// Tasks the load needs, from the running ones.
+        needed: i32,
+    },
+    /// A scale-out happened less than the low alarm's evaluation window ago:
+    /// the window still holds time before it.
+    LowWindow {
+        remaining: Duration,
+        since: DateTime<Utc>,
+    },
 }
 
 impl Skip {
@@ -149,6 +207,9 @@ impl Skip {
             Skip::BackingOff { .. } => "backing_off",
             Skip::DeploymentInProgress => "deployment_in_progress",
             Skip::ScaleInActive => "scale_in_active",
+            Skip::Stale { .. } => "stale",
+            Skip::Covered { .. } => "covered",
+            Skip::LowWindow { .. } => "low_window",
         }
     }
 
@@ -172,6 +233,29 @@ impl Skip {
             ),
             Skip::DeploymentInProgress => "a deployment is in progress".into(),
             Skip::ScaleInActive => "a scale-in episode is already under way".into(),
+            Skip::Stale {
+                measured_at,
+                last_scale_out,
+            } => format!(
+                "stale: the evidence was measured at {}, not after the last scale-out at {}, \
+                 which already answered it",
+                measured_at.to_rfc3339(),
+                last_scale_out.to_rfc3339()
+            ),
+            Skip::Covered {
+                desired,
+                running,
+                pending,
+                needed,
+            } => format!(
+                "covered: the load of the {running} running tasks needs {needed}, and {desired} \
+                 are ordered ({pending} still starting)"
+            ),
+            Skip::LowWindow { remaining, since } => format!(
+                "the last scale-out at {} is inside the low alarm's evaluation window, {}s left",
+                since.to_rfc3339(),
+                remaining.as_secs()
+            ),
         }
     }
 }
@@ -237,6 +321,15 @@ pub fn decide_scale_out(
     if let Some((remaining, since)) = remaining(h.last_scale_out, l.out_cooldown, now) {
         return Decision::Skip(Skip::Cooldown { remaining, since });
     }
+    if let (Some(measured_at), Some(last)) = (a.measured_at, h.last_scale_out) {
+        // Below min the floor applies whatever the evidence.
+        if measured_at <= last && s.desired >= l.min {
+            return Decision::Skip(Skip::Stale {
+                measured_at,
+                last_scale_out: last,
+            });
+        }
+    }
     // The cap never pushes the ceiling below min: invariant 1 comes first.
     let cap = cap.filter(|c| c.tasks < l.max);
     let ceiling = cap.map_or(l.max, |c| c.tasks.max(l.min));
@@ -246,8 +339,16 @@ pub fn decide_scale_out(
             _ => Skip::AtMax { max: l.max },
         });
     }
-    let (step, how) = step_size(s.desired, l, a);
-    let wanted = (s.desired + step).max(l.min);
+    let (needed, how) = needed_tasks(s, l, a);
+    let wanted = needed.max(l.min);
+    if wanted <= s.desired {
+        return Decision::Skip(Skip::Covered {
+            desired: s.desired,
+            running: s.running,
+            pending: s.pending,
+            needed,
+        });
+    }
     let target = wanted.min(ceiling);
     let mut reason = format!("{how}: {} -> {target}", s.desired);
     let capped_by = if target < wanted {
@@ -271,34 +372,107 @@ pub fn decide_scale_out(
     }
 }
 
-/// Tasks to add and how that was sized.
-fn step_size(desired: i32, l: &Limits, a: &AlarmInput) -> (i32, String) {
-    if l.mode == ScaleOutMode::Proportional {
-        match (a.value, a.threshold) {
-            (Some(v), Some(t)) if t > 0.0 && v.is_finite() => {
-                // HPA: ceil(desired × value / target), at least one more task.
-                let wanted = (f64::from(desired.max(1)) * v / t).ceil();
-                let step = (wanted - f64::from(desired)).clamp(1.0, f64::from(l.max_step)) as i32;
-                return (
-                    step,
-                    format!(
-                        "proportional step +{step} (value {v} / threshold {t}, at most +{})",
-                        l.max_step
-                    ),
-                );
-            }
-            _ => {
-                return (
-                    l.step,
-                    format!(
-                        "fixed step +{} (proportional needs a datapoint and a threshold)",
-                        l.step
-                    ),
-                )
-            }
-        }
+/// The tasks the load needs, sized from the running tasks, and how.
+///
+/// The alarm's metric is measured on the running tasks only: tasks still
+/// starting (pending) carry no load yet, and they are already in `desired`. So
+/// the need is sized from `running` and compared with `desired` by the caller:
+/// pending tasks count towards the need, never as missing capacity.
+/// - fixed: `min(running, desired) + step`;
+/// - proportional (target tracking): `ceil(running × value / threshold)`, at
+///   most `max_step` above desired; the fixed step when the alarm gives no
+///   datapoint or threshold. With every task running this is
+///   `desired × value / threshold`.
+pub fn needed_tasks(s: &ServiceState, l: &Limits, a: &AlarmInput) -> (i32, String) {
+    let base = s.running.clamp(0, s.desired.max(0));
+    let fixed = |why: &str| {
+        let needed = base.saturating_add(l.step);
+        (
+            needed,
+            format!("fixed step: {base} running + {} = {needed}{why}", l.step),
+        )
+    };
+    if l.mode != ScaleOutMode::Proportional {
+        return fixed("");
     }
-    (l.step, format!("fixed step +{}", l.step))
+    match (a.value, a.threshold) {
+        (Some(v), Some(t)) if t > 0.0 && v.is_finite() && v >= 0.0 => {
+            let raw = (f64::from(base) * v / t).ceil();
+            let most = f64::from(s.desired.max(0).saturating_add(l.max_step));
+            let needed = raw.min(most) as i32;
+            let capped = if raw > most {
+                format!(", at most +{} per step", l.max_step)
+            } else {
+                String::new()
+            };
+            (
+                needed,
+                format!("proportional: {base} running × {v} / threshold {t} = {needed}{capped}"),
+            )
+        }
+        _ => fixed(" (proportional needs a datapoint and a threshold)"),
+    }
+}
+
+/// The floor: desired below `min` (a stack update, a person, a deployment that
+/// set it) is raised to `min` by the scale-up re-evaluation, whatever the
+/// alarms say. None when desired is at or above `min`, or when paused.
+pub fn decide_floor(s: &ServiceState, l: &Limits, h: &History) -> Option<Decision> {
+    if h.paused || s.desired >= l.min {
+        return None;
+    }
+    Some(Decision::ScaleTo {
+        target: l.min,
+        reason: format!(
+            "below the minimum: desired {} < MIN_TASKS {}: raised to {}",
+            s.desired, l.min, l.min
+        ),
+        capped_by: None,
+    })
+}
+
+/// Among the decisions for several scale-out alarms in ALARM, the one that asks
+/// for the most tasks (its index); when none scales, the first skip. None for
+/// an empty list. One step per re-evaluation, whatever the number of alarms.
+pub fn pick_largest(decisions: &[Decision]) -> Option<usize> {
+    let best = decisions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| match d {
+            Decision::ScaleTo { target, .. } => Some((i, *target)),
+            Decision::Skip(_) => None,
+        })
+        // The first of equal targets: the configured alarm order decides.
+        .fold(None::<(usize, i32)>, |acc, (i, t)| match acc {
+            Some((_, best)) if best >= t => acc,
+            _ => Some((i, t)),
+        });
+    best.map(|(i, _)| i)
+        .or_else(|| (!decisions.is_empty()).then_some(0))
+}
+
+/// How long the re-evaluation waits, inside its invocation, for the scale-out
+/// cooldown to end when an alarm is still in ALARM: the cooldown's remainder if
+/// it ends within `budget` (the schedule's period), else None (the next tick
+/// comes first). So steps under a sustained breach are one cooldown apart, not
+/// a cooldown plus up to one schedule period.
+pub fn reevaluation_wait(d: &Decision, budget: Duration) -> Option<Duration> {
+    match d {
+        Decision::Skip(Skip::Cooldown { remaining, .. }) if *remaining <= budget => {
+            Some(*remaining)
+        }
+        _ => None,
+    }
+}
+
+/// Whether a scale-in can never push the same metric back over the scale-out
+/// threshold: a load just under `low` per task on `n` tasks is `low × n / (n − 1)`
+/// per task on `n − 1`, largest for the smallest `n` a scale-in starts from
+/// (`min + 1`, at least 2). If that stays at or under `high`, a scale-in is not
+/// followed by a scale-out of the same load (no flapping between the two alarms).
+pub fn scale_in_keeps_below(low: f64, high: f64, min_tasks: i32) -> bool {
+    let n = f64::from(min_tasks.max(1) + 1);
+    low * n / (n - 1.0) <= high
 }
 
 /// Scale-in: remove one task, when nothing forbids it. `alarm` is None for the
@@ -332,6 +506,11 @@ pub fn decide_scale_in(
     if let Some((remaining, since)) = remaining(last, l.in_cooldown, now) {
         return Decision::Skip(Skip::Cooldown { remaining, since });
     }
+    // The low alarm must have been below its threshold for its whole window after
+    // the last scale-out: evidence from before it describes a smaller service.
+    if let Some((remaining, since)) = remaining(h.last_scale_out, l.in_window, now) {
+        return Decision::Skip(Skip::LowWindow { remaining, since });
+    }
     // A fault that rolled a scale-in back is likely still there: retrying at
     // every schedule tick would deregister and drain a task each time for nothing.
     if let Some((remaining, since)) = remaining(h.last_scale_in_rollback, l.in_cooldown, now) {
@@ -359,6 +538,7 @@ mod tests {
             max_step: 3,
             out_cooldown: Duration::from_secs(60),
             in_cooldown: Duration::from_secs(300),
+            in_window: Duration::ZERO,
         }
     }
 
@@ -375,6 +555,7 @@ mod tests {
             state: Some(AlarmState::Alarm),
             value: Some(90.0),
             threshold: Some(60.0),
+            measured_at: None,
         }
     }
 
@@ -598,6 +779,302 @@ mod tests {
         assert!(matches!(d, Decision::ScaleTo { .. }), "{d:?}");
     }
 
+    fn counts(desired: i32, running: i32) -> ServiceState {
+        ServiceState {
+            desired,
+            running,
+            pending: desired - running,
+            deployment_in_progress: false,
+        }
+    }
+
+    fn proportional() -> Limits {
+        Limits {
+            mode: ScaleOutMode::Proportional,
+            max: 20,
+            max_step: 4,
+            ..limits()
+        }
+    }
+
+    #[test]
+    fn pending_tasks_count_towards_the_step() {
+        let none = History::default();
+        // Fixed: 2 running + 1 = 3 is what a third task ordered (pending) covers.
+        let d = decide_scale_out(&counts(3, 2), &limits(), &none, &alarm(), None, t(0));
+        assert_eq!(d.summary().action, "skip", "{d:?}");
+        let Decision::Skip(skip) = &d else { panic!() };
+        assert_eq!(skip.code(), "covered");
+        assert!(
+            skip.reason().contains("1 still starting"),
+            "{}",
+            skip.reason()
+        );
+        // Proportional: 2 running at 90 against 60 need 3; 4 are ordered.
+        let d = decide_scale_out(&counts(4, 2), &proportional(), &none, &alarm(), None, t(0));
+        assert!(
+            matches!(d, Decision::Skip(Skip::Covered { needed: 3, .. })),
+            "{d:?}"
+        );
+        // 2 running at 150 need 5: one more than the 4 ordered.
+        let a = AlarmInput {
+            value: Some(150.0),
+            ..alarm()
+        };
+        let d = decide_scale_out(&counts(4, 2), &proportional(), &none, &a, None, t(0));
+        assert!(matches!(d, Decision::ScaleTo { target: 5, .. }), "{d:?}");
+    }
+
+    #[test]
+    fn proportional_sizes_to_the_load_in_one_step() {
+        // 3 tasks at 80 in flight against 50: the load needs ceil(4.8) = 5.
+        let a = AlarmInput {
+            value: Some(80.0),
+            threshold: Some(50.0),
+            ..alarm()
+        };
+        let d = decide_scale_out(
+            &svc(3),
+            &proportional(),
+            &History::default(),
+            &a,
+            None,
+            t(0),
+        );
+        let Decision::ScaleTo { target, reason, .. } = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(target, 5);
+        assert!(
+            reason.contains("3 running × 80 / threshold 50 = 5"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn stale_evidence_never_drives_a_second_step() {
+        let l = Limits {
+            out_cooldown: Duration::ZERO,
+            ..proportional()
+        };
+        let h = History {
+            last_scale_out: Some(t(100)),
+            ..Default::default()
+        };
+        let at = |s| AlarmInput {
+            value: Some(600.0),
+            measured_at: Some(t(s)),
+            ..alarm()
+        };
+        for old in [0, 99, 100] {
+            let d = decide_scale_out(&svc(2), &l, &h, &at(old), None, t(200));
+            assert!(
+                matches!(d, Decision::Skip(Skip::Stale { .. })),
+                "{old}: {d:?}"
+            );
+        }
+        let d = decide_scale_out(&svc(2), &l, &h, &at(101), None, t(200));
+        assert!(matches!(d, Decision::ScaleTo { target: 6, .. }), "{d:?}");
+        // Below min the floor wins over staleness.
+        let low = Limits { min: 3, ..l };
+        let d = decide_scale_out(&svc(1), &low, &h, &at(0), None, t(200));
+        assert!(matches!(d, Decision::ScaleTo { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn the_floor_raises_desired_to_min_unless_paused() {
+        let l = Limits { min: 2, ..limits() };
+        let none = History::default();
+        let Some(Decision::ScaleTo { target, reason, .. }) = decide_floor(&svc(1), &l, &none)
+        else {
+            panic!("no floor decision")
+        };
+        assert_eq!(target, 2);
+        assert!(reason.contains("MIN_TASKS 2"), "{reason}");
+        assert!(matches!(
+            decide_floor(&svc(0), &l, &none),
+            Some(Decision::ScaleTo { target: 2, .. })
+        ));
+        assert_eq!(decide_floor(&svc(2), &l, &none), None);
+        assert_eq!(decide_floor(&svc(5), &l, &none), None);
+        let paused = History {
+            paused: true,
+            ..none
+        };
+        assert_eq!(decide_floor(&svc(1), &l, &paused), None);
+    }
+
+    #[test]
+    fn the_largest_decision_drives_the_step() {
+        let to = |target| Decision::ScaleTo {
+            target,
+            reason: String::new(),
+            capped_by: None,
+        };
+        let skip = Decision::Skip(Skip::Paused);
+        assert_eq!(pick_largest(&[]), None);
+        assert_eq!(pick_largest(&[skip.clone()]), Some(0));
+        assert_eq!(pick_largest(&[skip.clone(), to(3), to(5), to(5)]), Some(2));
+        assert_eq!(pick_largest(&[to(4), skip]), Some(0));
+    }
+
+    #[test]
+    fn the_reevaluation_waits_only_for_a_cooldown_that_ends_within_its_period() {
+        let cooldown = |s| {
+            Decision::Skip(Skip::Cooldown {
+                remaining: Duration::from_secs(s),
+                since: t(0),
+            })
+        };
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            reevaluation_wait(&cooldown(20), minute),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(reevaluation_wait(&cooldown(60), minute), Some(minute));
+        assert_eq!(reevaluation_wait(&cooldown(61), minute), None);
+        assert_eq!(
+            reevaluation_wait(&Decision::Skip(Skip::Paused), minute),
+            None
+        );
+    }
+
+    #[test]
+    fn scale_in_waits_for_the_low_window_after_a_scale_out() {
+        let l = Limits {
+            in_cooldown: Duration::from_secs(120),
+            in_window: Duration::from_secs(300),
+            ..limits()
+        };
+        let h = History {
+            last_scale_out: Some(t(0)),
+            ..Default::default()
+        };
+        let d = decide_scale_in(&svc(3), &l, &h, &alarm(), t(200));
+        let Decision::Skip(skip) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(skip.code(), "low_window");
+        assert!(skip.reason().contains("100s left"), "{}", skip.reason());
+        assert!(matches!(
+            decide_scale_in(&svc(3), &l, &h, &alarm(), t(300)),
+            Decision::ScaleTo { target: 2, .. }
+        ));
+        // A scale-in does not restart the window: only a scale-out does.
+        let h = History {
+            last_scale_in: Some(t(0)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decide_scale_in(&svc(3), &l, &h, &alarm(), t(120)),
+            Decision::ScaleTo { .. }
+        ));
+    }
+
+    #[test]
+    fn thresholds_far_enough_apart_do_not_flap() {
+        // The template's CPU alarms: low 30, high 70, min 2: 30 × 3/2 = 45 <= 70.
+        assert!(scale_in_keeps_below(30.0, 70.0, 2));
+        // min 1: from 2 tasks to 1 doubles the load per task: 40 -> 80 > 70.
+        assert!(!scale_in_keeps_below(40.0, 70.0, 1));
+        assert!(scale_in_keeps_below(35.0, 70.0, 0));
+    }
+
+    /// A toy service for the rules' dynamics: `load` units of work spread over
+    /// the running tasks; a task ordered at `t` runs from `t + start`; the
+    /// in-flight alarm breaches above `high` per task, the low alarm below `low`
+    /// per task. Returns the desired count after every 10 s tick.
+    fn simulate(l: &Limits, load: impl Fn(i64) -> f64, ticks: i64) -> Vec<i32> {
+        let (high, low, start) = (50.0, 20.0, 30);
+        let mut desired = l.min;
+        let mut started: Vec<i64> = vec![-1000; desired as usize];
+        let mut h = History::default();
+        let mut out = Vec::new();
+        for k in 0..ticks {
+            let now = k * 10;
+            let running = started.iter().filter(|s| **s + start <= now).count() as i32;
+            let s = ServiceState {
+                desired,
+                running,
+                pending: desired - running,
+                deployment_in_progress: false,
+            };
+            let per_task = load(now) / f64::from(running.max(1));
+            let measured = Some(t(now - 10));
+            let a = AlarmInput {
+                state: Some(AlarmState::Alarm),
+                value: Some(per_task),
+                threshold: Some(high),
+                measured_at: measured,
+            };
+            if per_task > high {
+                if let Decision::ScaleTo { target, .. } =
+                    decide_scale_out(&s, l, &h, &a, None, t(now))
+                {
+                    started.extend(std::iter::repeat_n(now, (target - desired) as usize));
+                    desired = target;
+                    h.last_scale_out = Some(t(now));
+                }
+            } else if per_task < low {
+                if let Decision::ScaleTo { target, .. } = decide_scale_in(&s, l, &h, &a, t(now)) {
+                    started.pop();
+                    desired = target;
+                    h.last_scale_in = Some(t(now));
+                }
+            }
+            out.push(desired);
+        }
+        out
+    }
+
+    #[test]
+    fn a_load_just_above_the_threshold_settles_without_oscillating() {
+        // 4 tasks × 50.5: just above the high threshold at 4 tasks.
+        for l in [limits(), proportional()] {
+            let l = Limits {
+                min: 4,
+                max: 10,
+                in_window: Duration::from_secs(300),
+                ..l
+            };
+            let path = simulate(&l, |_| 4.0 * 50.5, 200);
+            assert!(
+                path.windows(2).all(|w| w[1] >= w[0]),
+                "{:?}: {path:?}",
+                l.mode
+            );
+            assert_eq!(*path.last().unwrap(), 5, "{:?}: {path:?}", l.mode);
+        }
+    }
+
+    #[test]
+    fn proportional_reaches_a_ramp_in_fewer_steps_than_fixed() {
+        // The load climbs to 7.5 tasks' worth of in-flight in 60 s and holds.
+        let load = |now: i64| 375.0 * (now.min(60) as f64 / 60.0);
+        let steps = |l: &Limits| {
+            let path = simulate(l, load, 60);
+            let reached = path.iter().position(|d| *d >= 8).map(|i| i * 10);
+            let changes = path.windows(2).filter(|w| w[1] != w[0]).count();
+            (reached, changes, *path.last().unwrap())
+        };
+        let fixed = steps(&Limits {
+            max: 10,
+            ..limits()
+        });
+        let prop = steps(&Limits {
+            max: 10,
+            ..proportional()
+        });
+        println!("to 8 tasks: fixed {fixed:?}, proportional {prop:?} (seconds, steps, final)");
+        assert_eq!(fixed.2, 8);
+        assert_eq!(prop.2, 8);
+        assert!(
+            prop.0.unwrap() < fixed.0.unwrap(),
+            "fixed {fixed:?}, proportional {prop:?}"
+        );
+        assert!(prop.1 < fixed.1);
+    }
+
     fn arb_limits() -> impl Strategy<Value = Limits> {
         (
             0..10i32,
@@ -607,20 +1084,24 @@ mod tests {
             1..6i32,
             0..600u64,
             0..600u64,
+            0..600u64,
         )
-            .prop_map(|(min, extra, step, prop, max_step, out_s, in_s)| Limits {
-                min,
-                max: min + extra,
-                step,
-                mode: if prop {
-                    ScaleOutMode::Proportional
-                } else {
-                    ScaleOutMode::Fixed
+            .prop_map(
+                |(min, extra, step, prop, max_step, out_s, in_s, window_s)| Limits {
+                    min,
+                    max: min + extra,
+                    step,
+                    mode: if prop {
+                        ScaleOutMode::Proportional
+                    } else {
+                        ScaleOutMode::Fixed
+                    },
+                    max_step,
+                    out_cooldown: Duration::from_secs(out_s),
+                    in_cooldown: Duration::from_secs(in_s),
+                    in_window: Duration::from_secs(window_s),
                 },
-                max_step,
-                out_cooldown: Duration::from_secs(out_s),
-                in_cooldown: Duration::from_secs(in_s),
-            })
+            )
     }
 
     fn arb_history() -> impl Strategy<Value = History> {
@@ -647,7 +1128,7 @@ mod tests {
             value in proptest::option::of(0.0..1000f64), threshold in proptest::option::of(0.1..500f64),
             cap in proptest::option::of(0..30i32), now in 0..2000i64,
         ) {
-            let a = AlarmInput { state: Some(AlarmState::Alarm), value, threshold };
+            let a = AlarmInput { state: Some(AlarmState::Alarm), value, threshold, measured_at: None };
             let cap = cap.map(|tasks| Cap { tasks, why: "db".into() });
             let d = decide_scale_out(&svc(desired), &l, &h, &a, cap.as_ref(), t(now));
             if let Decision::ScaleTo { target, .. } = d {
@@ -666,6 +1147,56 @@ mod tests {
         }
 
         #[test]
+        fn pending_tasks_are_never_missing_capacity(
+            l in arb_limits(), h in arb_history(), running in 0..30i32, pending in 0..10i32,
+            value in proptest::option::of(0.0..1000f64), threshold in proptest::option::of(0.1..500f64),
+            now in 0..2000i64,
+        ) {
+            let s = ServiceState { desired: running + pending, running, pending, deployment_in_progress: false };
+            let a = AlarmInput { state: Some(AlarmState::Alarm), value, threshold, measured_at: None };
+            let d = decide_scale_out(&s, &l, &h, &a, None, t(now));
+            if let Decision::ScaleTo { target, .. } = d {
+                // What the running tasks' load asks for, pending ones not counted as missing.
+                let running_need = match (l.mode, value, threshold) {
+                    (ScaleOutMode::Proportional, Some(v), Some(th)) =>
+                        (f64::from(running) * v / th).ceil() as i32,
+                    _ => running + l.step,
+                };
+                prop_assert!(target <= running_need.max(l.min),
+                    "target {target} > need {running_need} of {running} running ({pending} pending)");
+                prop_assert!(target >= l.min && target <= l.max);
+            }
+        }
+
+        #[test]
+        fn the_schedule_and_the_alarm_action_never_add_two_steps_for_one_breach(
+            l in arb_limits(), h in arb_history(), desired in 0..30i32,
+            value in proptest::option::of(0.0..1000f64), threshold in proptest::option::of(0.1..500f64),
+            measured in 0..1000i64, first in 1000..2000i64, later in 0..1000i64,
+        ) {
+            // One breach: the same evidence (value, measured at `measured`) reaches the
+            // function twice, first at `first`, then `later` seconds after, whichever path.
+            let h = History { last_scale_out: h.last_scale_out.filter(|o| *o < t(measured)), ..h };
+            let a = AlarmInput { state: Some(AlarmState::Alarm), value, threshold, measured_at: Some(t(measured)) };
+            let d1 = decide_scale_out(&svc(desired), &l, &h, &a, None, t(first));
+            if let Decision::ScaleTo { target, .. } = d1 {
+                let after = ServiceState { desired: target, running: desired, pending: target - desired, deployment_in_progress: false };
+                let h2 = History { last_scale_out: Some(t(first)), ..h };
+                let d2 = decide_scale_out(&after, &l, &h2, &a, None, t(first + later));
+                prop_assert!(matches!(d2, Decision::Skip(_)), "second step {d2:?} after {target}");
+            }
+        }
+
+        #[test]
+        fn the_floor_and_the_reevaluation_keep_desired_within_limits(
+            l in arb_limits(), h in arb_history(), desired in 0..40i32,
+        ) {
+            if let Some(Decision::ScaleTo { target, .. }) = decide_floor(&svc(desired), &l, &h) {
+                prop_assert!(desired < l.min && target == l.min && !h.paused);
+            }
+        }
+
+        #[test]
         fn scale_in_removes_one_and_keeps_min(
             l in arb_limits(), h in arb_history(), desired in 0..40i32, deploying in any::<bool>(), now in 0..2000i64,
         ) {
@@ -677,6 +1208,10 @@ mod tests {
                 prop_assert!(!h.paused && !h.scale_in_active && !deploying);
                 for last in [h.last_scale_out, h.last_scale_in, h.last_scale_in_rollback].into_iter().flatten() {
                     prop_assert!((t(now) - last).to_std().unwrap_or_default() >= l.in_cooldown);
+                }
+                if let Some(out) = h.last_scale_out {
+                    prop_assert!((t(now) - out).to_std().unwrap_or_default() >= l.in_window,
+                        "the low alarm's whole window lies after the last scale-out");
                 }
             }
         }

@@ -6,6 +6,9 @@
 //!   missing-data treatment, and which function each alarm action invokes;
 //! - reads the tasks' EMF records from their logs ([`emf`]), as the awslogs
 //!   driver would, and aggregates them across tasks per period ([`eval`]);
+//! - publishes those records' values to the emulator (`PutMetricData`, one
+//!   datum per task and record, as EMF does), so `GetMetricStatistics` answers
+//!   the way CloudWatch would (scale-up's re-evaluation reads it);
 //! - on a state change, moves the alarm in the emulator (`SetAlarmState`) and
 //!   invokes the action's function with the direct alarm-action payload
 //!   ([`payload`]), exactly the shape of `events/scale-up-cpu-high-alarm.json`.
@@ -214,6 +217,13 @@ impl AlarmDriver {
             loop {
                 tick.tick().await;
                 let records = tail.poll();
+                let data = cloudwatch::datapoints(
+                    watched.iter().map(|w| (&w.def, w.field.as_str())),
+                    &records,
+                );
+                if let Err(e) = cloudwatch::put_datapoints(&cw, data).await {
+                    let _ = events.send(DriverEvent::Error(format!("{e:#}")));
+                }
                 for rec in &records {
                     for w in watched.iter_mut().filter(|w| matches(&w.def, rec)) {
                         if let Some(v) = rec.values.get(&w.field) {

@@ -1,11 +1,46 @@
-//! CloudWatch: the episode metric the dashboard plots, and the database's
-//! connection count for the optional DB cap.
+//! CloudWatch: the episode metric the dashboard plots, the database's
+//! connection count for the optional DB cap, and the scale-out alarms with their
+//! newest datapoint for scale-up's re-evaluation.
 
 use crate::error::AwsError;
+use crate::report::MetricRef;
 use aws_config::SdkConfig;
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, Statistic};
+use aws_sdk_cloudwatch::types::{
+    AlarmType, Dimension, MetricDatum, StandardUnit, StateValue, Statistic,
+};
 use aws_sdk_cloudwatch::Client;
+use chrono::{DateTime, Utc};
 use std::time::{Duration, SystemTime};
+
+/// A metric alarm as DescribeAlarms gives it: its state and what it watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricAlarm {
+    pub name: String,
+    pub arn: Option<String>,
+    /// ALARM, OK or INSUFFICIENT_DATA.
+    pub state: String,
+    /// When the alarm entered `state` (StateTransitionedTimestamp, else
+    /// StateUpdatedTimestamp).
+    pub since: DateTime<Utc>,
+    pub threshold: Option<f64>,
+    pub comparison: Option<String>,
+    /// None for a metric-math alarm.
+    pub metric: Option<MetricRef>,
+    /// `Average`, `Sum`... (None: an extended statistic or metric math).
+    pub statistic: Option<String>,
+    pub period_s: Option<i32>,
+}
+
+/// One datapoint: the start of its period and its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Datapoint {
+    pub at: DateTime<Utc>,
+    pub value: f64,
+}
+
+fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
 
 /// CloudWatch adapter.
 #[derive(Debug, Clone)]
@@ -105,5 +140,112 @@ impl CloudWatch {
             .filter_map(|d| Some((d.timestamp()?.secs(), d.maximum()?)))
             .max_by_key(|(t, _)| *t)
             .map(|(_, v)| v))
+    }
+
+    /// DescribeAlarms for `names` (metric alarms, 100 names per call: the API's limit).
+    /// Names CloudWatch does not know are simply absent from the answer.
+    pub async fn describe_metric_alarms(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<MetricAlarm>, AwsError> {
+        let mut out = Vec::with_capacity(names.len());
+        for chunk in names.chunks(100) {
+            let page = self
+                .client
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .alarm_types(AlarmType::MetricAlarm)
+                .max_records(100)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("cloudwatch:DescribeAlarms", e))?;
+            out.extend(page.metric_alarms().iter().map(|a| {
+                let metric = match (a.namespace(), a.metric_name()) {
+                    (Some(ns), Some(name)) => Some(MetricRef {
+                        namespace: ns.to_string(),
+                        name: name.to_string(),
+                        dimensions: a
+                            .dimensions()
+                            .iter()
+                            .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
+                            .collect(),
+                    }),
+                    _ => None,
+                };
+                MetricAlarm {
+                    name: a.alarm_name().unwrap_or_default().to_string(),
+                    arn: a.alarm_arn().map(str::to_string),
+                    state: a
+                        .state_value()
+                        .map_or("UNKNOWN", StateValue::as_str)
+                        .to_string(),
+                    since: a
+                        .state_transitioned_timestamp()
+                        .or(a.state_updated_timestamp())
+                        .and_then(to_chrono)
+                        .unwrap_or_default(),
+                    threshold: a.threshold(),
+                    comparison: a.comparison_operator().map(|c| c.as_str().to_string()),
+                    metric,
+                    statistic: a.statistic().map(|s| s.as_str().to_string()),
+                    period_s: a.period(),
+                }
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The newest datapoint of the metric an alarm watches, with the alarm's
+    /// statistic and period, over the last three periods; None when the alarm is
+    /// metric math or there is no datapoint. CloudWatch returns the period that is
+    /// still filling too, so a 10 s metric has a datapoint at most ~10 s old.
+    pub async fn newest_datapoint(
+        &self,
+        alarm: &MetricAlarm,
+        now: SystemTime,
+    ) -> Result<Option<Datapoint>, AwsError> {
+        let (Some(metric), Some(stat), Some(period)) =
+            (&alarm.metric, &alarm.statistic, alarm.period_s)
+        else {
+            return Ok(None);
+        };
+        let period = period.max(1);
+        let dims = metric
+            .dimensions
+            .iter()
+            .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+            .collect();
+        let stat = Statistic::from(stat.as_str());
+        let out = self
+            .client
+            .get_metric_statistics()
+            .namespace(&metric.namespace)
+            .metric_name(&metric.name)
+            .set_dimensions(Some(dims))
+            .start_time((now - Duration::from_secs(3 * period as u64)).into())
+            .end_time((now + Duration::from_secs(period as u64)).into())
+            .period(period)
+            .statistics(stat.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("cloudwatch:GetMetricStatistics", e))?;
+        Ok(out
+            .datapoints()
+            .iter()
+            .filter_map(|d| {
+                let value = match &stat {
+                    Statistic::Average => d.average(),
+                    Statistic::Sum => d.sum(),
+                    Statistic::Maximum => d.maximum(),
+                    Statistic::Minimum => d.minimum(),
+                    Statistic::SampleCount => d.sample_count(),
+                    _ => None,
+                }?;
+                Some(Datapoint {
+                    at: to_chrono(d.timestamp()?)?,
+                    value,
+                })
+            })
+            .max_by_key(|d| d.at))
     }
 }

@@ -1,12 +1,73 @@
-//! The three CloudWatch calls the driver makes to the emulator, through
+//! The CloudWatch calls the driver makes to the emulator, through
 //! aws-sdk-cloudwatch (tools/moto_cbor.py translates the SDK's CBOR for moto).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use anyhow::Context;
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic as CwStat};
+use aws_sdk_cloudwatch::types::{
+    ComparisonOperator, Dimension, MetricDatum, StateValue, Statistic as CwStat,
+};
 use aws_sdk_cloudwatch::Client;
 
+use super::emf::EmfRecord;
 use super::eval::{Comparison, State, Statistic};
 use super::template::AlarmDef;
+
+/// The datums to publish for `records`, by namespace: for each alarm (its
+/// definition and the EMF field standing in for its metric) and each record
+/// carrying that field, one datum in the alarm's namespace, metric and
+/// dimensions, at the record's time. Two alarms on one metric publish it once.
+pub fn datapoints<'a>(
+    alarms: impl Iterator<Item = (&'a AlarmDef, &'a str)>,
+    records: &[EmfRecord],
+) -> BTreeMap<String, Vec<MetricDatum>> {
+    let mut out: BTreeMap<String, Vec<MetricDatum>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (def, field) in alarms {
+        if !seen.insert((def.namespace.clone(), def.metric.clone())) {
+            continue;
+        }
+        for rec in records.iter().filter(|r| super::matches(def, r)) {
+            let Some(v) = rec.values.get(field) else {
+                continue;
+            };
+            let dims = def
+                .dimensions
+                .iter()
+                .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+                .collect();
+            out.entry(def.namespace.clone()).or_default().push(
+                MetricDatum::builder()
+                    .metric_name(&def.metric)
+                    .set_dimensions(Some(dims))
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_millis(
+                        rec.t_ms,
+                    ))
+                    .value(*v)
+                    .build(),
+            );
+        }
+    }
+    out
+}
+
+/// `PutMetricData` of [`datapoints`] (at most 1,000 datums per call).
+pub async fn put_datapoints(
+    cw: &Client,
+    data: BTreeMap<String, Vec<MetricDatum>>,
+) -> anyhow::Result<()> {
+    for (namespace, datums) in data {
+        for chunk in datums.chunks(1000) {
+            cw.put_metric_data()
+                .namespace(&namespace)
+                .set_metric_data(Some(chunk.to_vec()))
+                .send()
+                .await
+                .with_context(|| format!("PutMetricData {namespace}"))?;
+        }
+    }
+    Ok(())
+}
 
 /// `PutMetricAlarm` with the template's settings, acting on `actions` (ARNs).
 pub async fn put_metric_alarm(
