@@ -245,6 +245,8 @@ impl Config {
         let scale_out_alarms = env.alarm_names("SCALE_OUT_ALARMS")?;
         let scale_out_proportional_alarms = env.alarm_names("SCALE_OUT_PROPORTIONAL_ALARMS")?;
         let scale_out_reevaluate: u64 = env.parse_or("SCALE_OUT_REEVALUATE_S", 60)?;
+        let in_period: u64 = env.parse_or("SCALE_IN_ALARM_PERIOD_S", 0)?;
+        let in_periods: u64 = env.parse_or("SCALE_IN_ALARM_EVALUATION_PERIODS", 1)?;
         if scale_out_reevaluate == 0 {
             return Err(env.invalid("SCALE_OUT_REEVALUATE_S", "must be 1 or more"));
         }
@@ -272,10 +274,7 @@ impl Config {
             protection_expiry_min: env.parse_or("PROTECTION_EXPIRY_MIN", 15)?,
             ip_rewrite,
             scale_in_alarms,
-            scale_in_window: Duration::from_secs(
-                env.parse_or::<u64>("SCALE_IN_ALARM_PERIOD_S", 0)?
-                    * env.parse_or::<u64>("SCALE_IN_ALARM_EVALUATION_PERIODS", 1)?,
-            ),
+            scale_in_window: Duration::from_secs(in_period.saturating_mul(in_periods)),
             scale_out_alarms,
             scale_out_proportional_alarms,
             scale_out_reevaluate: Duration::from_secs(scale_out_reevaluate),
