@@ -22,7 +22,12 @@ left (`POST /moto-ext/target-drained`, which the local stack's HAProxy sync
 sends) or the group's deregistration delay has passed, as on AWS. Registering
 it again ends the draining.
 
+It also answers Lambda GetAccountSettings (moto has none), for `make preflight`'s
+concurrency check: the limit less the functions' reserved concurrency.
+
 Extra endpoints for the harness (under /moto-ext/, JSON):
+  POST /moto-ext/lambda-concurrency-limit {"limit": 50} the account's Lambda
+                                        concurrency limit (default 1000)
   GET  /moto-ext/lifecycle-actions      every CompleteLifecycleAction and
                                         RecordLifecycleActionHeartbeat call
   GET  /moto-ext/default-network       {"vpcId", "subnets", "securityGroups"}
@@ -48,6 +53,7 @@ Usage: moto_ext.py [--host 127.0.0.1] [--port 5000]
 import argparse
 import datetime
 import json
+import re
 import signal
 import sys
 import types
@@ -288,6 +294,10 @@ def _ext_app(inner):
             _LIFECYCLE_CALLS.clear()
             _DRAINING.clear()
             _ALB_DRAINING_GROUPS.clear()
+            _LAMBDA_LIMIT.clear()
+        if path.rstrip("/").endswith("/account-settings") and environ.get("REQUEST_METHOD") == "GET":
+            body = _lambda_account_settings(environ)
+            return Response(json.dumps(body), status=200, content_type="application/json")(environ, start_response)
         if not path.startswith("/moto-ext/"):
             return inner(environ, start_response)
         request = Request(environ)
@@ -306,6 +316,10 @@ def _ext_app(inner):
             req = json.loads(request.get_data() or b"{}")
             gone = _DRAINING.pop((req.get("targetGroupArn"), req.get("id")), None)
             body, status = {"drained": gone is not None}, 200
+        elif path == "/moto-ext/lambda-concurrency-limit" and request.method == "POST":
+            req = json.loads(request.get_data() or b"{}")
+            _LAMBDA_LIMIT["limit"] = int(req.get("limit", 1000))
+            body, status = {"limit": _LAMBDA_LIMIT["limit"]}, 200
         elif path == "/moto-ext/service-counts" and request.method == "POST":
             body, status = _set_service_counts(json.loads(request.get_data() or b"{}"))
         else:
@@ -313,6 +327,35 @@ def _ext_app(inner):
         return Response(json.dumps(body), status=status, content_type="application/json")(environ, start_response)
 
     return app
+
+
+# Lambda GetAccountSettings, which moto lacks (`make preflight` reads it): the account's
+# concurrency limit (1000 by default, as on AWS; `POST /moto-ext/lambda-concurrency-limit`
+# sets it, e.g. 50 for a new account) less the functions' reserved concurrency, as AWS
+# computes UnreservedConcurrentExecutions ("Lambda quotas", Lambda developer guide).
+_LAMBDA_LIMIT = {}
+
+
+def _lambda_account_settings(environ):
+    from moto.awslambda.models import lambda_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = re.search(r"Credential=[^/]+/\d+/([a-z0-9-]+)/", auth)
+    region = scope.group(1) if scope else "us-east-1"
+    limit = _LAMBDA_LIMIT.get("limit", 1000)
+    backend = lambda_backends[DEFAULT_ACCOUNT_ID][region]
+    reserved = sum(int(f.reserved_concurrency or 0) for f in backend.list_functions())
+    return {
+        "AccountLimit": {
+            "TotalCodeSize": 80530636800,
+            "CodeSizeUnzipped": 262144000,
+            "CodeSizeZipped": 52428800,
+            "ConcurrentExecutions": limit,
+            "UnreservedConcurrentExecutions": limit - reserved,
+        },
+        "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(backend.list_functions())},
+    }
 
 
 def _default_network(region):

@@ -37,6 +37,10 @@ pub struct Config {
     /// PostgreSQL 15+ refuses plain connections (`rds.force_ssl`): `prefer` and `require` encrypt
     /// without checking the certificate; `verify-full` with the RDS bundle also checks it.
     pub db: PgConnectOptions,
+    /// `DB_SECRET_ARN`: the RDS-managed secret (`username`, `password`). When set, the API reads
+    /// it at startup and again whenever the database refuses the credentials (a rotation), and
+    /// its values replace any user and password given above (`DB_USER` may then be omitted).
+    pub db_secret_arn: Option<String>,
     /// `DB_POOL_MAX` (default 10): connections per task; RDS max_connections / max tasks bounds it.
     pub pool_max: u32,
     /// `DB_ACQUIRE_TIMEOUT_MS` (default 1500): how long a request waits for a connection before
@@ -167,6 +171,7 @@ impl Config {
             bind_addr: env.parse("BIND_ADDR", IpAddr::from([0, 0, 0, 0]))?,
             port: env.parse("PORT", 8080)?,
             db: db_options(&env)?,
+            db_secret_arn: env.opt("DB_SECRET_ARN").filter(|a| !a.trim().is_empty()),
             pool_max: env.ranged("DB_POOL_MAX", 10, 1, 1000)? as u32,
             acquire_timeout: Duration::from_millis(env.ranged(
                 "DB_ACQUIRE_TIMEOUT_MS",
@@ -254,7 +259,11 @@ fn db_options<F: Fn(&str) -> Option<String>>(
             .host(&host)
             .port(env.parse("DB_PORT", 5432)?)
             .database(&env.req("DB_NAME")?)
-            .username(&env.req("DB_USER")?)
+            // With DB_SECRET_ARN the secret supplies the user (db_secret.rs).
+            .username(&match env.opt("DB_SECRET_ARN") {
+                Some(_) => env.opt("DB_USER").unwrap_or_default(),
+                None => env.req("DB_USER")?,
+            })
             .password(&env.opt("DB_PASSWORD").unwrap_or_default())
     };
     let opts =
@@ -317,6 +326,20 @@ mod tests {
         assert_eq!(c.db.get_host(), "db.example");
         assert_eq!(c.db.get_port(), 5432);
         assert_eq!(c.db.get_database(), Some("visits"));
+    }
+
+    #[test]
+    fn the_rds_secret_arn_stands_in_for_user_and_password() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1";
+        let c = config(&[
+            ("DB_HOST", "db.example"),
+            ("DB_NAME", "visits"),
+            ("DB_SECRET_ARN", arn),
+        ])
+        .unwrap();
+        assert_eq!(c.db_secret_arn.as_deref(), Some(arn));
+        let plain = config(&[("DATABASE_URL", "postgres://u:p@localhost/db")]).unwrap();
+        assert_eq!(plain.db_secret_arn, None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod db_secret;
 pub mod emf;
 pub mod error;
 pub mod healthcheck;

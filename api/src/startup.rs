@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::db_secret::{self, DbSecret};
 use crate::emf::{self, EmfTarget};
 use crate::identity::TaskIdentity;
 use crate::metrics::Metrics;
@@ -31,9 +32,36 @@ pub struct Application {
 
 impl Application {
     /// Binds `BIND_ADDR:PORT` (port 0 picks a free one), finds the task identity, waits for the
-    /// database and runs the migrations.
+    /// database and runs the migrations. With `DB_SECRET_ARN` the AWS SDK's default chain (the
+    /// task role on ECS) reads the database secret.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_aws(config, None).await
+    }
+
+    /// [`Application::build`] with the SDK config that reads `DB_SECRET_ARN` (tests point it at
+    /// an emulator); `None` loads the default chain when the secret is configured.
+    pub async fn build_with_aws(
+        mut config: Config,
+        aws: Option<aws_config::SdkConfig>,
+    ) -> anyhow::Result<Self> {
         let started = Instant::now();
+        let secret = match config.db_secret_arn.clone() {
+            Some(arn) => {
+                let sdk = match aws {
+                    Some(sdk) => sdk,
+                    None => {
+                        aws_config::defaults(aws_config::BehaviorVersion::latest())
+                            .load()
+                            .await
+                    }
+                };
+                let secret = DbSecret::new(&sdk, arn);
+                let creds = secret.read().await?;
+                config.db = creds.apply(config.db.clone());
+                Some((secret, creds))
+            }
+            None => None,
+        };
         let addr = SocketAddr::new(config.bind_addr, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -45,6 +73,14 @@ impl Application {
         migrated?;
         let guard = db::DbGuard::new(&config);
         let pool = db::pool(&config, &guard);
+        if let Some((secret, creds)) = secret {
+            tokio::spawn(db_secret::refresh_on_auth_failure(
+                pool.clone(),
+                secret,
+                db::connect_options(&config),
+                creds,
+            ));
+        }
         // Leave a connection for the health check (and reads, for the writers).
         let spare = (config.pool_max as usize).saturating_sub(1).max(1);
         let limits = Limits {

@@ -99,6 +99,8 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        // A refused password (a rotated secret) wakes the credentials refresher.
+        crate::db_secret::observe(&e);
         let msg: Arc<str> = e.to_string().into();
         let unavailable = match &e {
             sqlx::Error::PoolTimedOut
@@ -106,10 +108,12 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => true,
             // 08: connection exceptions, 57: operator intervention (shutdown, statement timeout),
-            // 53: insufficient resources.
-            sqlx::Error::Database(db) => db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57") || c.starts_with("53")),
+            // 53: insufficient resources, 28: credentials refused (a rotation; they are re-read).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                ["08", "57", "53", "28"]
+                    .iter()
+                    .any(|class| c.starts_with(class))
+            }),
             _ => false,
         };
         if unavailable {

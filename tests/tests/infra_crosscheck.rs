@@ -10,6 +10,11 @@
 //! CloudFormation YAML decoder from the project venv), which the alarm driver uses too.
 
 use e2e::template::{of_type, referenced_id, resolve_text, resources};
+
+/// What a first deploy on a real account needs beyond the linters (names, periods, missing data,
+/// the capacity-provider dependency, ENIs, the database secret).
+#[path = "infra_crosscheck/deploy.rs"]
+mod deploy;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -46,14 +51,34 @@ const NOT_SET_BY_TEMPLATE: &[(Option<&str>, &str, &str)] = &[
         "local stack only: loopback twins of task IPs",
     ),
     (
-        Some("scale-up"),
+        None,
         "ADMIN_TOKEN",
+        "local stack only: on AWS ADMIN_TOKEN_SECRET_ARN names the secret, read at init",
+    ),
+    (
+        Some("scale-up"),
+        "ADMIN_TOKEN_SECRET_ARN",
         "scale-up never calls a task, so it gets no token",
     ),
     (
         Some("notify"),
-        "ADMIN_TOKEN",
+        "ADMIN_TOKEN_SECRET_ARN",
         "notify never calls a task, so it gets no token",
+    ),
+    (
+        Some("drain-instance"),
+        "ADMIN_TOKEN_SECRET_ARN",
+        "drain-instance drains through ECS, never calls a task",
+    ),
+    (
+        Some("scale-down"),
+        "TASKS_PER_INSTANCE",
+        "only scale-up's capacity math counts ENIs",
+    ),
+    (
+        Some("drain-instance"),
+        "TASKS_PER_INSTANCE",
+        "only scale-up's capacity math counts ENIs",
     ),
 ];
 

@@ -11,6 +11,7 @@ mod outage;
 mod partition;
 mod process;
 mod process_faults;
+mod rotation;
 mod slow_clients;
 mod stress;
 mod tls;

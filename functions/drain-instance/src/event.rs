@@ -16,6 +16,10 @@ pub enum DrainEvent {
         action: LifecycleAction,
         /// When the hook started (the event's time): the global timeout counts from here.
         time: DateTime<Utc>,
+        /// The instance goes back to the group's warm pool (`Destination: WarmPool`) instead of
+        /// being terminated ("Warm pool instance lifecycle", EC2 Auto Scaling user guide). Its
+        /// tasks stop all the same, so it is drained the same way; the report says where it goes.
+        to_warm_pool: bool,
     },
     /// The periodic resume of drains that outlasted an invocation.
     Schedule { time: DateTime<Utc> },
@@ -26,7 +30,9 @@ struct Envelope {
     #[serde(rename = "detail-type")]
     detail_type: String,
     source: String,
-    time: DateTime<Utc>,
+    /// Checked only for the kinds accepted: another kind is refused for what it is.
+    #[serde(default)]
+    time: Option<DateTime<Utc>>,
     #[serde(default)]
     detail: Value,
 }
@@ -40,6 +46,8 @@ struct LifecycleDetail {
     #[serde(rename = "EC2InstanceId")]
     ec2_instance_id: String,
     lifecycle_transition: String,
+    #[serde(default)]
+    destination: Option<String>,
 }
 
 /// The EventBridge detail-type of the terminate hook's event.
@@ -51,7 +59,11 @@ pub fn parse(event: &Value, asg: Option<&str>) -> Result<DrainEvent, FnError> {
     let env: Envelope = serde_json::from_value(event.clone())
         .map_err(|e| FnError::BadEvent(format!("not an EventBridge event: {e}")))?;
     match (env.source.as_str(), env.detail_type.as_str()) {
-        ("aws.events", "Scheduled Event") => Ok(DrainEvent::Schedule { time: env.time }),
+        ("aws.events", "Scheduled Event") => Ok(DrainEvent::Schedule {
+            time: env
+                .time
+                .ok_or_else(|| FnError::BadEvent("scheduled event has no time".into()))?,
+        }),
         ("aws.autoscaling", DETAIL_TYPE) => {
             let d: LifecycleDetail = serde_json::from_value(env.detail)
                 .map_err(|e| FnError::BadEvent(format!("lifecycle action detail: {e}")))?;
@@ -96,7 +108,10 @@ pub fn parse(event: &Value, asg: Option<&str>) -> Result<DrainEvent, FnError> {
                     instance_id: d.ec2_instance_id,
                     token: Some(d.lifecycle_action_token),
                 },
-                time: env.time,
+                time: env.time.ok_or_else(|| {
+                    FnError::BadEvent("lifecycle action event has no time".into())
+                })?,
+                to_warm_pool: d.destination.as_deref() == Some("WarmPool"),
             })
         }
         (source, detail_type) => Err(FnError::BadEvent(format!(

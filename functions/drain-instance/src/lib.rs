@@ -83,7 +83,11 @@ pub async fn handle(
         DrainEvent::Lifecycle { action, .. } if s.dry_run => {
             dry_run(deps, s, &action, started).await?
         }
-        DrainEvent::Lifecycle { action, time } => {
+        DrainEvent::Lifecycle {
+            action,
+            time,
+            to_warm_pool,
+        } => {
             let mut steps = Vec::new();
             let (hook, step) = scaling::aws::timed(
                 "describe_lifecycle_hook",
@@ -99,6 +103,10 @@ pub async fn handle(
                 poll: s.poll,
             };
             let mut d = drain::drain(deps, &s.cluster, &action, b).await?;
+            if to_warm_pool {
+                d.reason
+                    .push_str(" (it returns to the warm pool; it is not terminated)");
+            }
             steps.append(&mut d.steps);
             d.steps = steps;
             let trigger = lifecycle_trigger(&action);

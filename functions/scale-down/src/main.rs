@@ -15,8 +15,9 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(1);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let sdk = load_sdk_config().await;
+    scaling::aws::secret::resolve_admin_token(&mut config, &sdk).await?;
     let ecs = Ecs::new(&sdk);
     let protection = Protection::new(
         aws_sdk_ecs::Client::new(&sdk),

@@ -7,6 +7,12 @@
 //! count, since they are waiting for the same room. The instances to add are
 //! the shortfall divided by what one instance registers (the largest seen); with
 //! no instance to learn from, one per call.
+//!
+//! Network interfaces bound it too: in awsvpc mode every task takes an ENI of its
+//! instance, and an instance keeps its primary one ("Amazon ECS task networking
+//! options for EC2", ECS developer guide), so an instance hosts at most
+//! `TASKS_PER_INSTANCE` tasks (t4g.medium: 3 ENIs, 2 tasks) however much CPU and
+//! memory it has left. Trunking would raise that, but t4g types do not support it.
 
 use crate::Episode;
 use scaling::aws::ecs::{ClusterCapacity, ServiceInfo, TaskResources};
@@ -21,16 +27,27 @@ pub(crate) struct AsgChange {
     pub note: String,
 }
 
-/// Instances needed to host `tasks` more tasks, given the cluster's capacity.
-pub(crate) fn instances_needed(need: TaskResources, tasks: i32, cap: &ClusterCapacity) -> i32 {
+/// Instances needed to host `tasks` more tasks, given the cluster's capacity and,
+/// when known, how many tasks one instance's network interfaces allow.
+pub(crate) fn instances_needed(
+    need: TaskResources,
+    tasks: i32,
+    cap: &ClusterCapacity,
+    tasks_per_instance: Option<i32>,
+) -> i32 {
     let want = TaskResources {
         cpu: need.cpu * i64::from(tasks),
         memory: need.memory * i64::from(tasks),
     };
     let short_cpu = (want.cpu - cap.free.cpu).max(0);
     let short_mem = (want.memory - cap.free.memory).max(0);
+    let by_enis = tasks_per_instance.map_or(0, |per| {
+        let free_slots = (cap.instances * per - cap.tasks).max(0);
+        let short = (tasks - free_slots).max(0);
+        (short + per - 1) / per
+    });
     if short_cpu == 0 && short_mem == 0 {
-        return 0;
+        return by_enis;
     }
     let per = |short: i64, inst: i64| {
         if inst > 0 {
@@ -39,9 +56,10 @@ pub(crate) fn instances_needed(need: TaskResources, tasks: i32, cap: &ClusterCap
             1
         }
     };
-    per(short_cpu, cap.per_instance.cpu)
+    (per(short_cpu, cap.per_instance.cpu)
         .max(per(short_mem, cap.per_instance.memory))
-        .max(1) as i32
+        .max(1) as i32)
+        .max(by_enis)
 }
 
 /// Raises the ASG when the cluster lacks room. Failures are recorded as failed
@@ -71,7 +89,7 @@ pub(crate) async fn ensure(
         });
     };
     let tasks = added + service.pending;
-    let more = instances_needed(need, tasks, &cap);
+    let more = instances_needed(need, tasks, &cap, c.tasks_per_instance);
     let unchanged = |note: String| AsgChange {
         before: asg.desired,
         after: asg.desired,
@@ -128,8 +146,9 @@ mod tests {
             instances: 1,
             free: res(2048, 4096),
             per_instance: res(2048, 4096),
+            tasks: 0,
         };
-        assert_eq!(instances_needed(res(512, 1024), 2, &cap), 0);
+        assert_eq!(instances_needed(res(512, 1024), 2, &cap, None), 0);
     }
 
     #[test]
@@ -138,16 +157,44 @@ mod tests {
             instances: 1,
             free: res(256, 8192),
             per_instance: res(1024, 8192),
+            tasks: 0,
         };
         // 4 × 512 CPU = 2048 needed, 256 free: 1792 short -> 2 instances of 1024.
-        assert_eq!(instances_needed(res(512, 512), 4, &cap), 2);
+        assert_eq!(instances_needed(res(512, 512), 4, &cap, None), 2);
     }
 
     #[test]
     fn unknown_instance_size_adds_one() {
         assert_eq!(
-            instances_needed(res(256, 512), 3, &ClusterCapacity::default()),
+            instances_needed(res(256, 512), 3, &ClusterCapacity::default(), None),
             1
         );
+    }
+
+    /// A t4g.medium registers 2048 CPU and ~3.8 GiB: by CPU and memory alone it holds four
+    /// 512/1024 tasks, but with 3 ENIs (one primary) only two fit. The old math (ENIs ignored)
+    /// saw room for the third and fourth task and added no instance.
+    #[test]
+    fn network_interfaces_bound_a_t4g_medium_to_two_tasks() {
+        let cap = ClusterCapacity {
+            instances: 1,
+            free: res(1024, 1850),
+            per_instance: res(2048, 3874),
+            tasks: 2,
+        };
+        assert_eq!(
+            instances_needed(res(512, 1024), 1, &cap, None),
+            0,
+            "CPU/memory alone"
+        );
+        assert_eq!(instances_needed(res(512, 1024), 1, &cap, Some(2)), 1);
+        assert_eq!(instances_needed(res(512, 1024), 3, &cap, Some(2)), 2);
+        let half = ClusterCapacity { tasks: 1, ..cap };
+        assert_eq!(
+            instances_needed(res(512, 1024), 1, &half, Some(2)),
+            0,
+            "one slot left"
+        );
+        assert_eq!(instances_needed(res(512, 1024), 2, &half, Some(2)), 1);
     }
 }

@@ -137,13 +137,21 @@ pub struct Config {
     pub scale_in_cooldown: Duration,
     /// EC2 capacity mode when set.
     pub capacity_asg_name: Option<String>,
+    /// `TASKS_PER_INSTANCE` (EC2 mode): awsvpc tasks one instance can host, its network
+    /// interfaces less the primary one (t4g.medium: 3 ENIs, 2 tasks), whatever its CPU and
+    /// memory say. Unset: CPU and memory alone decide.
+    pub tasks_per_instance: Option<i32>,
     pub topic_arn: Option<String>,
     /// Decide and report, change nothing.
     pub dry_run: bool,
     pub metrics_namespace: String,
     pub db_cap: Option<DbCap>,
     pub victim_strategy: VictimStrategy,
+    /// `ADMIN_TOKEN`: the tasks' /admin bearer token, given plainly (local stack), or read at
+    /// init from `ADMIN_TOKEN_SECRET_ARN` (`aws::secret::resolve_admin_token`) on AWS.
     pub admin_token: Option<String>,
+    /// `ADMIN_TOKEN_SECRET_ARN`: the Secrets Manager secret holding the admin token.
+    pub admin_token_secret_arn: Option<String>,
     pub task_port: Option<u16>,
     pub drain_margin: Duration,
     pub protection_expiry_min: i32,
@@ -261,6 +269,12 @@ impl Config {
             scale_out_cooldown: Duration::from_secs(env.parse_or("SCALE_OUT_COOLDOWN_S", 60)?),
             scale_in_cooldown: Duration::from_secs(env.parse_or("SCALE_IN_COOLDOWN_S", 300)?),
             capacity_asg_name: env.get("CAPACITY_ASG_NAME"),
+            tasks_per_instance: match env.parse_opt::<i32>("TASKS_PER_INSTANCE")? {
+                Some(n) if n < 1 => {
+                    return Err(env.invalid("TASKS_PER_INSTANCE", "must be at least 1"))
+                }
+                n => n,
+            },
             topic_arn: env.get("TOPIC_ARN"),
             dry_run: env.bool_or("DRY_RUN", false)?,
             metrics_namespace: env
@@ -269,6 +283,7 @@ impl Config {
             db_cap,
             victim_strategy,
             admin_token: env.get("ADMIN_TOKEN"),
+            admin_token_secret_arn: env.get("ADMIN_TOKEN_SECRET_ARN"),
             task_port: env.parse_opt("TASK_PORT")?,
             drain_margin: Duration::from_secs(env.parse_or("DRAIN_MARGIN_S", 5)?),
             protection_expiry_min: env.parse_or("PROTECTION_EXPIRY_MIN", 15)?,
@@ -434,6 +449,19 @@ mod tests {
         m.insert("SCALE_OUT_REEVALUATE_S".into(), "0".into());
         let e = Config::from_map(&m).unwrap_err().to_string();
         assert!(e.contains("SCALE_OUT_REEVALUATE_S"), "{e}");
+    }
+
+    #[test]
+    fn tasks_per_instance_is_a_positive_count() {
+        assert_eq!(Config::from_map(&base()).unwrap().tasks_per_instance, None);
+        let mut m = base();
+        m.insert("TASKS_PER_INSTANCE".into(), "2".into());
+        assert_eq!(Config::from_map(&m).unwrap().tasks_per_instance, Some(2));
+        for bad in ["0", "-1", "two"] {
+            m.insert("TASKS_PER_INSTANCE".into(), bad.into());
+            let e = Config::from_map(&m).unwrap_err().to_string();
+            assert!(e.contains("TASKS_PER_INSTANCE"), "{bad}: {e}");
+        }
     }
 
     #[test]

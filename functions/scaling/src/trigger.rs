@@ -17,7 +17,6 @@ use aws_lambda_events::event::cloudwatch_alarms::{
     CloudWatchAlarmStateValue,
 };
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use aws_lambda_events::event::sns::SnsEvent;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -98,23 +97,38 @@ impl AlarmChange {
         self.datapoints.first().copied()
     }
 
-    /// Rejects an alarm whose metric names another cluster or service: it is not
-    /// ours to act on (DESIGN.md). Alarms without those dimensions pass.
+    /// Rejects an alarm that is not about this service: its metric names another
+    /// cluster or service, or it names neither (a composite or metric-math alarm, or
+    /// another service's metric) and its name is not one of this service's alarms
+    /// (`<service>-…`, as the template names them).
     pub fn check_ours(&self, cluster: &str, service: &str) -> Result<(), ScalingError> {
-        let Some(metric) = &self.metric else {
-            return Ok(());
-        };
+        let dims = self.metric.as_ref().map(|m| &m.dimensions);
+        let mut named = false;
         for (dim, want) in [("ClusterName", cluster), ("ServiceName", service)] {
-            if let Some(got) = metric.dimensions.get(dim) {
+            if let Some(got) = dims.and_then(|d| d.get(dim)) {
                 if got != want {
                     return Err(ScalingError::NotOurs(format!(
                         "alarm {} watches {dim}={got}, this function scales {dim}={want}",
                         self.alarm_name
                     )));
                 }
+                named = true;
             }
         }
-        Ok(())
+        if named || self.alarm_name.starts_with(&format!("{service}-")) {
+            return Ok(());
+        }
+        let what = match &self.metric {
+            Some(m) => format!(
+                "watches {} {} without this service's dimensions",
+                m.namespace, m.name
+            ),
+            None => "is a composite or metric-math alarm".to_string(),
+        };
+        Err(ScalingError::NotOurs(format!(
+            "alarm {} {what}, and its name does not start with {service}-",
+            self.alarm_name
+        )))
     }
 
     /// The trigger as the report carries it.
@@ -169,6 +183,14 @@ pub fn parse(event: &Value) -> Result<Trigger, ScalingError> {
         return Err(bad(format!("event is not a JSON object; {SHAPES}")));
     };
     if obj.contains_key("alarmData") {
+        // An EventBridge envelope around an alarm action's body is a shape AWS never sends:
+        // refuse it rather than guess which of the two it is.
+        if obj.contains_key("detail-type") {
+            return Err(bad(format!(
+                "both an EventBridge envelope (detail-type) and an alarm action body (alarmData): \
+                 not a shape AWS sends; {SHAPES}"
+            )));
+        }
         return parse_alarm_action(event).map(|a| Trigger::Alarm(Box::new(a)));
     }
     if let Some(detail_type) = obj.get("detail-type").and_then(Value::as_str) {
@@ -364,6 +386,29 @@ struct SnsDimension {
     name: String,
     #[serde(alias = "Value")]
     value: String,
+}
+
+/// The SNS envelope, reduced to what is used: the message and the topic (for the region).
+/// Captured deliveries differ in the rest (no `SignatureVersion`, `SigningCertURL` spelled
+/// two ways, `Subject: null`), and none of it matters to an alarm.
+#[derive(Deserialize)]
+struct SnsEvent {
+    #[serde(rename = "Records")]
+    records: Vec<SnsRecord>,
+}
+
+#[derive(Deserialize)]
+struct SnsRecord {
+    #[serde(rename = "Sns")]
+    sns: SnsMessage,
+}
+
+#[derive(Deserialize)]
+struct SnsMessage {
+    #[serde(rename = "Message")]
+    message: String,
+    #[serde(rename = "TopicArn", default)]
+    topic_arn: String,
 }
 
 fn parse_sns(event: &Value) -> Result<AlarmChange, ScalingError> {

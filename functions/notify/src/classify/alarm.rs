@@ -9,19 +9,36 @@ use crate::notice::{AlarmKey, Notice, Section, Severity};
 use crate::settings::Settings;
 
 pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) -> Verdict {
-    // Same rule as the scaling functions: an alarm on another service is not ours.
+    // Same rule as the scaling functions: an alarm on another service is not ours, and
+    // neither is one that names no service of ours (a composite, metric-math or foreign
+    // metric alarm) unless it bears this service's name prefix, as the template's do.
+    let mut named = false;
     if let Some(dims) = change.dimensions() {
         for (key, ours) in [
             ("ServiceName", &settings.service),
             ("ClusterName", &settings.cluster),
         ] {
-            if let Some(theirs) = dims.get(key).filter(|v| *v != ours) {
-                return Verdict::ignore(format!(
-                    "alarm {} watches {key}={theirs}, not {ours}",
-                    change.alarm_name
-                ));
+            match dims.get(key) {
+                Some(theirs) if theirs != ours => {
+                    return Verdict::ignore(format!(
+                        "alarm {} watches {key}={theirs}, not {ours}",
+                        change.alarm_name
+                    ));
+                }
+                Some(_) => named = true,
+                None => {}
             }
         }
+    }
+    if !named
+        && !change
+            .alarm_name
+            .starts_with(&format!("{}-", settings.service))
+    {
+        return Verdict::ignore(format!(
+            "alarm {} names no dimension of {} and is not one of its alarms ({}-*)",
+            change.alarm_name, settings.service, settings.service
+        ));
     }
     let state = change.state.value.as_str();
     let prev = change.previous_state.as_ref();

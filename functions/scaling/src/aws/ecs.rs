@@ -123,6 +123,9 @@ pub struct ClusterCapacity {
     pub free: TaskResources,
     /// The largest instance's registered resources: how much one more instance adds.
     pub per_instance: TaskResources,
+    /// Tasks running or pending on those instances: in awsvpc mode each holds one of its
+    /// instance's network interfaces.
+    pub tasks: i32,
 }
 
 /// ECS adapter.
@@ -361,6 +364,7 @@ impl Ecs {
             cap.free.memory += free.memory;
             cap.per_instance.cpu = cap.per_instance.cpu.max(reg.cpu);
             cap.per_instance.memory = cap.per_instance.memory.max(reg.memory);
+            cap.tasks += ci.running_tasks_count() + ci.pending_tasks_count();
         }
         Ok(cap)
     }

@@ -12,6 +12,7 @@ pub mod ecs;
 pub mod elb;
 pub mod instances;
 pub mod protection;
+pub mod secret;
 
 use crate::report::Step;
 use aws_config::retry::RetryConfig;
