@@ -5,14 +5,20 @@
 //! Templates are decoded by cfn-lint's CloudFormation YAML decoder from the
 //! project venv: it understands the short-form tags (`!Ref`, `!GetAtt`,
 //! `!Sub`...) and turns them into their JSON form (`{"Ref": ..}`,
-//! `{"Fn::GetAtt": [..]}`), which a plain YAML parser would reject.
+//! `{"Fn::GetAtt": [..]}`). The resolution helpers are `alarm_model::cfn`'s
+//! (shared with the scaling simulator, whose own decoder is checked against
+//! this one in `stack::alarms::template`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+pub use alarm_model::cfn::{
+    arn_of, default_of, of_type, referenced_id, resolve_number, resolve_text, resources,
+};
 
 /// The `infra/` folder of the repository.
 pub fn infra_dir() -> PathBuf {
@@ -66,125 +72,4 @@ pub fn infra_templates() -> anyhow::Result<BTreeMap<String, Value>> {
     files.sort();
     anyhow::ensure!(!files.is_empty(), "no templates in {}", dir.display());
     decode_all(&files)
-}
-
-/// A decoded template's `Resources`.
-pub fn resources(t: &Value) -> &Map<String, Value> {
-    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    t["Resources"]
-        .as_object()
-        .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
-}
-
-/// The resources of type `ty`, as (logical ID, resource).
-pub fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
-    resources(t)
-        .iter()
-        .filter(|(_, r)| r["Type"] == ty)
-        .collect()
-}
-
-/// The logical ID that `{"Fn::GetAtt": [id, "Arn"]}` (or `"id.Arn"`) or
-/// `{"Ref": id}` names.
-pub fn referenced_id(v: &Value) -> Option<String> {
-    if let Some(r) = v.get("Ref").and_then(Value::as_str) {
-        return Some(r.to_string());
-    }
-    arn_of(v)
-}
-
-/// The logical ID that `{"Fn::GetAtt": [id, "Arn"]}` (or `"id.Arn"`) names.
-pub fn arn_of(v: &Value) -> Option<String> {
-    match v.get("Fn::GetAtt")? {
-        Value::Array(a) if a.len() == 2 && a[1] == "Arn" => a[0].as_str().map(str::to_string),
-        Value::String(s) => s.strip_suffix(".Arn").map(str::to_string),
-        _ => None,
-    }
-}
-
-/// A parameter's default, or an error naming it.
-pub fn default_of<'a>(t: &'a Value, param: &str) -> anyhow::Result<&'a Value> {
-    let d = &t["Parameters"][param]["Default"];
-    anyhow::ensure!(!d.is_null(), "parameter {param} has no Default");
-    Ok(d)
-}
-
-/// A literal, `!Ref Param` (its default) or `!Sub "..${Param}.."` (defaults
-/// substituted). Pseudo parameters (`${AWS::Region}`...) stay as written:
-/// they have no value before deployment.
-pub fn resolve_text(t: &Value, v: &Value) -> anyhow::Result<String> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        _ if v.get("Ref").is_some() => {
-            let param = v["Ref"].as_str().context("Ref is not a name")?;
-            resolve_text(t, default_of(t, param)?)
-        }
-        _ if v.get("Fn::Sub").is_some() => {
-            let mut rest = v["Fn::Sub"].as_str().context("only string !Sub")?;
-            let mut s = String::new();
-            while let Some(start) = rest.find("${") {
-                let end = rest[start..].find('}').context("unclosed ${")? + start;
-                let param = &rest[start + 2..end];
-                s.push_str(&rest[..start]);
-                if param.starts_with("AWS::") {
-                    s.push_str(&rest[start..=end]);
-                } else {
-                    s.push_str(&resolve_text(t, default_of(t, param)?)?);
-                }
-                rest = &rest[end + 1..];
-            }
-            s.push_str(rest);
-            Ok(s)
-        }
-        other => bail!("cannot resolve {other}"),
-    }
-}
-
-/// [`resolve_text`], parsed as a number.
-pub fn resolve_number(t: &Value, v: &Value) -> anyhow::Result<f64> {
-    if let Some(n) = v.as_f64() {
-        return Ok(n);
-    }
-    let s = resolve_text(t, v)?;
-    s.trim()
-        .parse()
-        .with_context(|| format!("{s:?} is not a number"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn resolves_subs_with_defaults_and_keeps_pseudo_parameters() {
-        let t = json!({"Parameters": {
-            "Svc": {"Type": "String", "Default": "visits-api"},
-            "N": {"Type": "Number", "Default": 3},
-            "NoDefault": {"Type": "String"}
-        }});
-        let sub = json!({"Fn::Sub": "arn:${AWS::Partition}:x:${AWS::Region}:alarm:${Svc}-n${N}"});
-        assert_eq!(
-            resolve_text(&t, &sub).unwrap(),
-            "arn:${AWS::Partition}:x:${AWS::Region}:alarm:visits-api-n3"
-        );
-        assert_eq!(resolve_number(&t, &json!({"Ref": "N"})).unwrap(), 3.0);
-        let err = resolve_text(&t, &json!({"Fn::Sub": "${NoDefault}"})).unwrap_err();
-        assert!(format!("{err:#}").contains("NoDefault has no Default"));
-        assert!(resolve_text(&t, &json!({"Fn::Sub": "${Svc"})).is_err());
-    }
-
-    #[test]
-    fn references_by_ref_and_get_att() {
-        assert_eq!(referenced_id(&json!({"Ref": "A"})).as_deref(), Some("A"));
-        let get_att = json!({"Fn::GetAtt": ["F", "Arn"]});
-        assert_eq!(referenced_id(&get_att).as_deref(), Some("F"));
-        assert_eq!(
-            arn_of(&json!({"Fn::GetAtt": "F.Arn"})).as_deref(),
-            Some("F")
-        );
-        assert_eq!(arn_of(&json!({"Ref": "A"})), None);
-        assert_eq!(arn_of(&json!({"Fn::GetAtt": ["F", "Name"]})), None);
-    }
 }

@@ -29,7 +29,7 @@ pub(crate) async fn read_connections(deps: &Deps) -> (Option<f64>, Option<Step>)
 /// The most tasks the database allows. Static: every task may open its whole
 /// pool (`max / pool`). With the metric, also what the connections left allow
 /// on top of the current tasks (others' connections count too); the smaller wins.
-pub(crate) fn cap(db: &DbCap, desired: i32, connections: Option<f64>) -> Cap {
+pub fn cap(db: &DbCap, desired: i32, connections: Option<f64>) -> Cap {
     let pool = f64::from(db.pool_per_task);
     let max = f64::from(db.max_connections);
     let static_cap = (max / pool).floor() as i32;

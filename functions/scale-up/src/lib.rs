@@ -17,6 +17,7 @@ mod dbcap;
 mod error;
 pub mod reevaluate;
 
+pub use dbcap::cap as db_cap;
 pub use error::ScaleUpError;
 
 use aws_config::SdkConfig;

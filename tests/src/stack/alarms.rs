@@ -28,9 +28,9 @@
 
 pub mod cloudwatch;
 pub mod emf;
-pub mod eval;
-pub mod payload;
 pub mod template;
+// The evaluation and the payload are shared with the scaling simulator.
+pub use alarm_model::{eval, payload};
 
 use std::collections::BTreeMap;
 use std::future::Future;

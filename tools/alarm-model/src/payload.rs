@@ -5,8 +5,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 
-use super::eval::{State, Transition};
-use super::template::AlarmDef;
+use crate::eval::{State, Transition};
+use crate::template::AlarmDef;
 
 /// One state of an alarm with its reason, as `state` / `previousState` carry it.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,8 +165,8 @@ pub fn alarm_arn(def: &AlarmDef, account: &str, region: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::eval::{Comparison, Datapoint, MissingData, Rule, Statistic};
     use super::*;
+    use crate::eval::{Comparison, Datapoint, MissingData, Rule, Statistic};
 
     fn def() -> AlarmDef {
         AlarmDef {
@@ -259,7 +259,8 @@ mod tests {
                 }
             }
         }
-        let path = test_support::paths::repo_root().join("events/scale-up-cpu-high-alarm.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events/scale-up-cpu-high-alarm.json");
         let sample: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let d = def();
         let state = state_record(&d, &transition(), "");
