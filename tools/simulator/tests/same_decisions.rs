@@ -7,9 +7,9 @@
 //! [`scale_up_decision`] with its own copy of the same state. Every event of
 //! the script is a payload CloudWatch would send (`alarm_model::payload`).
 //!
-//! Scale-down needs no twin: the simulator runs the real step machine itself
-//! (`simulator::port`); here the same script through the simulator is checked
-//! against the handler called directly.
+//! Scale-down needs no twin: the simulator calls the real step machine itself
+//! (`scale_down::handle` behind `simulator::port`); `known_cases::step_load`
+//! checks its decisions (the schedule's re-read, the scale-in cooldown).
 
 use alarm_model::eval::{Datapoint, State, Transition};
 use alarm_model::payload::{alarm_action_event, state_record, StateRecord};
