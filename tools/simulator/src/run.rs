@@ -97,7 +97,7 @@ impl Scorer {
         }
         self.billed_s += billed.max(0) as u64;
         self.acc += f64::from(serving);
-        if (t as usize + 1) % PLOT_STEP_S == 0 {
+        if (t as usize + 1).is_multiple_of(PLOT_STEP_S) {
             self.serving.push((self.acc / PLOT_STEP_S as f64) as f32);
             self.acc = 0.0;
         }

@@ -150,7 +150,7 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<(u64, f64)>> {
             let gap = t - prev;
             match width {
                 None => width = Some(gap),
-                Some(w) if gap % w != 0 => {
+                Some(w) if !gap.is_multiple_of(w) => {
                     bail!("line {n}: t_seconds {t} is off the {w} s grid of the rows before it")
                 }
                 Some(_) => {}
