@@ -8,5 +8,4 @@ SHARED_TRACES ?= $(CURDIR)/../shared/traces
 .PHONY: bench-scaling
 
 bench-scaling: ## replay every shared trace (and the synthetic shapes): a table per trace, plots in target/bench-scaling
-	cargo build --locked -q -p simulator
-	target/debug/simulator bench --traces $(SHARED_TRACES) --out $(CURDIR)/target/bench-scaling
+	cargo run --locked -q -p simulator -- bench --traces $(SHARED_TRACES) --out $(CURDIR)/target/bench-scaling
