@@ -121,7 +121,7 @@ impl Policy for TargetTracking {
         let serving = f64::from(svc.serving(now).max(1));
         let proportional = |v: f64| (serving * v / self.target).ceil() as i32;
         if let (Some(e), State::Alarm) = (&high, self.high.state()) {
-            if let Some(v) = e.newest {
+            if let Some(v) = e.newest.map(|d| d.value) {
                 let want = self.b.clamp(proportional(v));
                 if want > svc.desired {
                     svc.set_desired(want, now);
@@ -135,7 +135,7 @@ impl Policy for TargetTracking {
             if !(cool(self.last_in, self.in_cooldown) && cool(self.last_out, self.out_cooldown)) {
                 return;
             }
-            if let Some(v) = e.newest {
+            if let Some(v) = e.newest.map(|d| d.value) {
                 // Scale in gradually: at most one task per cooldown below the proportional count.
                 let want = self.b.clamp(proportional(v).max(svc.desired - 1));
                 if want < svc.desired {
@@ -194,7 +194,7 @@ impl Policy for StepScaling {
             return;
         }
         if let (Some(e), State::Alarm) = (&high, self.high.state()) {
-            let breach = e.newest.unwrap_or(0.0) - self.high.rule.threshold;
+            let breach = e.newest.map_or(0.0, |d| d.value) - self.high.rule.threshold;
             let step = if breach < 15.0 {
                 1
             } else if breach < 25.0 {

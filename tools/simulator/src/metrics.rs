@@ -5,7 +5,7 @@
 //! (`alarm_model::eval`, the one the local stack's alarm driver runs).
 
 use crate::params::Params;
-use alarm_model::eval::{Evaluator, Rule, Statistic, Transition};
+use alarm_model::eval::{Datapoint, Evaluator, Rule, Statistic, Transition};
 use alarm_model::template::AlarmDef;
 use anyhow::bail;
 use std::collections::VecDeque;
@@ -161,7 +161,7 @@ pub struct Evaluation {
     /// The state change, if the state changed.
     pub change: Option<Transition>,
     /// The newest datapoint (None when its period had no data).
-    pub newest: Option<f64>,
+    pub newest: Option<Datapoint>,
 }
 
 /// One CloudWatch alarm over the model's samples: samples become visible
@@ -233,10 +233,7 @@ impl AlarmFeed {
             Some(tr) => tr.datapoints.first().copied().flatten(),
             None => self.eval.datapoints(at).first().copied().flatten(),
         };
-        Some(Evaluation {
-            change,
-            newest: newest.map(|d| d.value),
-        })
+        Some(Evaluation { change, newest })
     }
 }
 

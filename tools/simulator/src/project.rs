@@ -27,6 +27,7 @@ use alarm_model::eval::State;
 use alarm_model::payload::{self, StateRecord};
 use alarm_model::template::AlarmDef;
 use chrono::{DateTime, Utc};
+use scaling::aws::cloudwatch::{Datapoint as CwDatapoint, MetricAlarm};
 use scaling::config::Config;
 use scaling::episode::{self, EpisodeState};
 use scaling::policy::{self, AlarmInput, Decision, History, Limits, ServiceState};
@@ -58,11 +59,20 @@ struct Watched {
     feed: AlarmFeed,
     last: StateRecord,
     since: i64,
+    /// The newest datapoint of the last evaluation (GetMetricStatistics' answer).
+    newest: Option<alarm_model::eval::Datapoint>,
 }
 
 enum Due {
-    Alarm { function: String, event: Value },
+    Alarm {
+        function: String,
+        event: Value,
+    },
     Schedule,
+    /// Scale-up's re-evaluation run of the schedule tick at this second.
+    Reevaluate {
+        schedule_t: i64,
+    },
 }
 
 /// The project's autoscaler over the simulated service.
@@ -71,6 +81,7 @@ pub struct Project {
     watched: Vec<Watched>,
     latency: i64,
     schedule_s: Option<i64>,
+    reevaluate_s: Option<i64>,
     queue: Vec<(i64, u64, Due)>,
     seq: u64,
     tags: BTreeMap<String, String>,
@@ -93,6 +104,7 @@ impl Project {
                 feed: AlarmFeed::new(def.rule, metric, delay),
                 last: StateRecord::created(EPOCH_MS),
                 since: 0,
+                newest: None,
                 def: def.clone(),
             });
         }
@@ -104,6 +116,7 @@ impl Project {
             watched,
             latency: p.lambda_latency_s.round() as i64,
             schedule_s: setup.scale_down_schedule_s,
+            reevaluate_s: setup.scale_up_schedule_s,
             queue: Vec::new(),
             seq: 0,
             tags: BTreeMap::new(),
@@ -153,6 +166,39 @@ impl Project {
                     action: "skip".into(),
                     desired: svc.desired,
                     reason: format!("{function} is not modelled"),
+                });
+            }
+            Due::Reevaluate { schedule_t } => {
+                let alarms: Vec<(MetricAlarm, Option<CwDatapoint>)> =
+                    self.watched.iter().map(metric_alarm).collect();
+                let (d, wait, reason) = scale_up_reevaluation(
+                    &self.config,
+                    svc,
+                    now,
+                    schedule_t,
+                    &alarms,
+                    &mut self.tags,
+                );
+                let action = match d {
+                    Some(target) => {
+                        svc.set_desired(target, now);
+                        "scale_to"
+                    }
+                    None => "skip",
+                };
+                // A cooldown ending within the schedule's period: the run waits
+                // for it and looks once more (`scale_up::reevaluate::run`).
+                if let Some(w) = wait {
+                    let again = now + (w.as_secs_f64() + 0.25).ceil() as i64;
+                    self.enqueue(again, Due::Reevaluate { schedule_t });
+                }
+                self.log.push(Invocation {
+                    t: now,
+                    function: "scale-up".into(),
+                    trigger: "reevaluate".into(),
+                    action: action.into(),
+                    desired: svc.desired,
+                    reason,
                 });
             }
             Due::Schedule => {
@@ -258,7 +304,7 @@ pub fn scale_up_decision(
                     pending: svc.pending(t),
                     deployment_in_progress: false,
                 },
-                &Limits::from_config(c),
+                &Limits::for_alarm(c, &alarm.alarm_name),
                 &History::from_state(&state),
                 &AlarmInput::from_alarm(&alarm),
                 cap.as_ref(),
@@ -272,6 +318,146 @@ pub fn scale_up_decision(
     };
     tags.extend(state.record_scale_out(&key, target, utc(now)));
     (Some(target), format!("scaled out {desired} -> {target}"))
+}
+
+/// An alarm as DescribeAlarms shows it, with the newest datapoint as
+/// GetMetricStatistics would answer.
+fn metric_alarm(w: &Watched) -> (MetricAlarm, Option<CwDatapoint>) {
+    let a = MetricAlarm {
+        name: w.def.name.clone(),
+        arn: None,
+        state: w.feed.state().as_str().to_string(),
+        since: utc(w.since),
+        threshold: Some(w.def.rule.threshold),
+        comparison: None,
+        metric: None,
+        statistic: Some(format!("{:?}", w.def.rule.statistic)),
+        period_s: Some(w.def.rule.period_s as i32),
+    };
+    let point = w.newest.map(|d| CwDatapoint {
+        at: DateTime::from_timestamp_millis(d.start_ms).unwrap_or_default(),
+        value: d.value,
+    });
+    (a, point)
+}
+
+/// A recorded action key: `Some(Ok(target))` finishes a scale-out that did
+/// not land, `Some(Err(reason))` is a duplicate (scale-up's `prior`).
+fn prior(c: &Config, state: &EpisodeState, key: &str, desired: i32) -> Option<Result<i32, String>> {
+    let done = state.scale_out_done(key)?;
+    if desired < done.target && done.target <= c.max_tasks {
+        return Some(Ok(done.target));
+    }
+    Some(Err(format!(
+        "duplicate delivery: already scaled out to {}",
+        done.target
+    )))
+}
+
+fn db_cap(c: &Config, desired: i32) -> Option<policy::Cap> {
+    c.db_cap.as_ref().map(|db| {
+        let used = db
+            .instance_id
+            .as_ref()
+            .map(|_| f64::from(desired) * f64::from(db.pool_per_task));
+        scale_up::db_cap(db, desired, used)
+    })
+}
+
+fn service_state(svc: &Service, now: i64) -> ServiceState {
+    ServiceState {
+        desired: svc.desired,
+        running: svc.serving(now),
+        pending: svc.pending(now),
+        deployment_in_progress: false,
+    }
+}
+
+/// Scale-up's scheduled re-evaluation (`scale_up::reevaluate::evaluate`'s
+/// steps, in its order): pause, the MIN_TASKS floor, then every
+/// `SCALE_OUT_ALARMS` alarm in ALARM decided with its newest datapoint, the
+/// largest decision driving one step under the schedule's key. Returns the new
+/// desired count (None: skipped), the wait for a cooldown that ends within the
+/// schedule's period, and the reason.
+pub fn scale_up_reevaluation(
+    c: &Config,
+    svc: &Service,
+    now: i64,
+    schedule_t: i64,
+    alarms: &[(MetricAlarm, Option<CwDatapoint>)],
+    tags: &mut BTreeMap<String, String>,
+) -> (Option<i32>, Option<std::time::Duration>, String) {
+    let state = EpisodeState::from_tags(tags);
+    if state.paused {
+        return (None, None, policy::Skip::Paused.reason());
+    }
+    let history = History::from_state(&state);
+    let s = service_state(svc, now);
+    let record = |key: &str, target: i32, tags: &mut BTreeMap<String, String>| {
+        tags.extend(state.record_scale_out(key, target, utc(now)));
+        (
+            Some(target),
+            None,
+            format!("scaled out {} -> {target}", s.desired),
+        )
+    };
+    if let Some(Decision::ScaleTo { target, .. }) =
+        policy::decide_floor(&s, &Limits::from_config(c), &history)
+    {
+        let key = episode::alarm_key("floor", utc(schedule_t));
+        return match prior(c, &state, &key, s.desired) {
+            Some(Ok(t)) => record(&key, t, tags),
+            Some(Err(why)) => (None, None, why),
+            None => record(&key, target, tags),
+        };
+    }
+    let found: Vec<MetricAlarm> = alarms.iter().map(|(a, _)| a.clone()).collect();
+    let in_alarm = match scale_up::reevaluate::alarms_in_alarm(&c.scale_out_alarms, &found) {
+        Ok(a) => a,
+        Err(e) => return (None, None, e.to_string()),
+    };
+    if in_alarm.is_empty() {
+        return (
+            None,
+            None,
+            "re-evaluation: no scale-out alarm in ALARM".into(),
+        );
+    }
+    let cap = db_cap(c, s.desired);
+    let decisions: Vec<Decision> = in_alarm
+        .iter()
+        .map(|a| {
+            let point = alarms
+                .iter()
+                .find(|(x, _)| x.name == a.name)
+                .and_then(|x| x.1);
+            policy::decide_scale_out(
+                &s,
+                &Limits::for_alarm(c, &a.name),
+                &history,
+                &scale_up::reevaluate::alarm_input(a, point),
+                cap.as_ref(),
+                utc(now),
+            )
+        })
+        .collect();
+    let i = policy::pick_largest(&decisions).unwrap_or(0);
+    match &decisions[i] {
+        Decision::Skip(skip) => (
+            None,
+            policy::reevaluation_wait(&decisions[i], c.scale_out_reevaluate),
+            skip.reason(),
+        ),
+        Decision::ScaleTo { target, .. } => {
+            let key =
+                episode::alarm_key(&format!("schedule:{}", in_alarm[i].name), utc(schedule_t));
+            match prior(c, &state, &key, s.desired) {
+                Some(Ok(t)) => record(&key, t, tags),
+                Some(Err(why)) => (None, None, why),
+                None => record(&key, *target, tags),
+            }
+        }
+    }
 }
 
 impl Policy for Project {
@@ -288,7 +474,11 @@ impl Policy for Project {
     fn tick(&mut self, now: i64, svc: &mut Service) {
         let mut fired = Vec::new();
         for w in &mut self.watched {
-            let Some(tr) = w.feed.tick(now).and_then(|e| e.change) else {
+            let Some(e) = w.feed.tick(now) else {
+                continue;
+            };
+            w.newest = e.newest;
+            let Some(tr) = e.change else {
                 continue;
             };
             let state = payload::state_record(&w.def, &tr, "");
@@ -312,6 +502,11 @@ impl Policy for Project {
         if let Some(every) = self.schedule_s {
             if now > 0 && now % every == 0 {
                 self.enqueue(now + self.latency, Due::Schedule);
+            }
+        }
+        if let Some(every) = self.reevaluate_s {
+            if now > 0 && now % every == 0 {
+                self.enqueue(now + self.latency, Due::Reevaluate { schedule_t: now });
             }
         }
         if self.queue.iter().any(|(at, ..)| *at <= now) {

@@ -27,6 +27,8 @@ pub struct Setup {
     pub config: Config,
     /// The reconcile schedule of scale-down, seconds (None: no schedule).
     pub scale_down_schedule_s: Option<i64>,
+    /// The re-evaluation schedule of scale-up, seconds (None: no schedule).
+    pub scale_up_schedule_s: Option<i64>,
     /// Overrides applied, as given (for the report).
     pub overrides: Vec<(String, String)>,
 }
@@ -69,12 +71,14 @@ impl Setup {
         let config = Config::from_map(&map).context("the functions' configuration")?;
         let alarms = alarms(&t)?;
         let scale_down_schedule_s = schedule_of(&t, "scale-down")?;
+        let scale_up_schedule_s = schedule_of(&t, "scale-up")?;
         Ok(Setup {
             template: template.to_path_buf(),
             alarms,
             env,
             config,
             scale_down_schedule_s,
+            scale_up_schedule_s,
             overrides: overrides.to_vec(),
         })
     }

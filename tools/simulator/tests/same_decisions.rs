@@ -230,7 +230,7 @@ fn compare(overrides: &[(&str, &str)]) {
         assert_eq!(w.desired, sim_desired, "t={t}: desired");
         assert_eq!(w.tags, sim_tags, "t={t}: episode tags");
     }
-    assert!(acted >= 3, "the script scales out several times ({acted})");
+    assert!(acted >= 2, "the script scales out more than once ({acted})");
 }
 
 #[test]
