@@ -178,7 +178,6 @@ fn scale_up_reads_alarms_and_changes_none() {
 
 #[test]
 fn scale_in_waits_for_the_low_alarms_whole_window() {
-    let t = scaling();
     let low = names(global_var("SCALE_IN_ALARMS"));
     let alarms = alarms_invoking("ScaleDownFunction");
     assert_eq!(low.len(), 1, "{low:?}");

@@ -72,9 +72,11 @@ fn every_environment_sets_every_parameter_without_a_default() {
                 .get(k)
                 .unwrap_or_else(|| panic!("[{env}] sets {k}, which the template does not declare"));
             if let Some(allowed) = decl["AllowedValues"].as_array() {
-                let ok = allowed
-                    .iter()
-                    .any(|a| a.as_str() == Some(v.as_str()) || a.to_string() == *v);
+                // A number in AllowedValues matches its JSON text, as samconfig writes it.
+                let ok = allowed.iter().any(|a| match a.as_str() {
+                    Some(s) => s == v.as_str(),
+                    None => v.parse::<serde_json::Value>().ok().as_ref() == Some(a),
+                });
                 assert!(ok, "[{env}] {k}={v} is not one of {allowed:?}");
             }
         }

@@ -157,6 +157,8 @@ pub(crate) fn service_state(service: &ServiceInfo) -> ServiceState {
 }
 
 /// After reading the service: go on, or the report that ends the invocation.
+// Built once per invocation and matched at once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Ready {
     Go(ServiceInfo, Option<policy::Cap>, EpisodeState),
     Done(Report),
