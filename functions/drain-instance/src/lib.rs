@@ -326,6 +326,8 @@ fn report(s: &Settings, trigger: TriggerSummary, id: &str, d: Drained, started: 
         started_at: Utc::now() - chrono::Duration::from_std(started.elapsed()).unwrap_or_default(),
         duration_ms: started.elapsed().as_millis() as u64,
         dry_run: false,
+        // Draining an instance decides no desired count.
+        bounds: None,
     }
 }
 

@@ -34,6 +34,14 @@ pub async fn handle<P: Port>(
     deadline: Instant,
 ) -> Result<Report, FnError> {
     let trigger = trigger::parse(&event, &settings.cluster, &settings.service)?;
+    if let scaling::report::TriggerSummary::Window { window, .. } = trigger.summary() {
+        if settings.windows.get(window).is_none() {
+            return Err(trigger::TriggerError::BadEvent(format!(
+                "window {window:?} is not declared in SCHEDULE_WINDOWS"
+            ))
+            .into());
+        }
+    }
     let report = machine::run(port, settings, &trigger, deadline).await?;
     tracing::info!(
         episode = %report.episode_id,

@@ -76,6 +76,8 @@ pub async fn run<P: Port>(
     deadline: Instant,
 ) -> Result<Report, NotStarted> {
     let started = Instant::now();
+    // The floor and ceiling in force now (scheduled windows) replace min and max.
+    let s = &s.in_force(port.now_unix());
     let mut report = empty_report(s, trigger);
     let svc = port.service().await.map_err(NotStarted)?;
     report.before = Some(counts(&svc));
@@ -92,10 +94,23 @@ pub async fn run<P: Port>(
     }
     let (alarm, key) = match trigger {
         Trigger::Schedule { summary } => {
-            let scaling::report::TriggerSummary::Schedule { time } = summary else {
-                unreachable!("a schedule trigger carries a schedule summary")
+            let time = match summary {
+                scaling::report::TriggerSummary::Window { scheduled_time, .. } => scheduled_time,
+                scaling::report::TriggerSummary::Schedule { time } => time,
+                _ => unreachable!("a schedule trigger carries a schedule or window summary"),
             };
             match still_in_alarm(port, s).await.map_err(NotStarted)? {
+                // Above the ceiling in force (a window with a lower max began, or one with
+                // a higher max ended): come down one task per cooldown, alarm or not.
+                None if svc.desired > s.max_tasks => {
+                    let key = alarms::schedule_key("ceiling", *time);
+                    report.decision.reason = format!(
+                        "desired {} is above the ceiling in force ({})",
+                        svc.desired,
+                        s.bounds.as_ref().map(|b| b.describe()).unwrap_or_default()
+                    );
+                    ("the ceiling in force".to_string(), key)
+                }
                 None => return Ok(skip(report, started, &idle_reason(s))),
                 Some(a) => {
                     report.trigger = alarms::trigger_summary(&a);
@@ -562,7 +577,10 @@ impl<'a, P: Port> Episode<'a, P> {
         let svc = self.timed("describe_service", port.service()).await?;
         let from = self.marker.from;
         if svc.desired == from {
-            if from - 1 < self.s.min_tasks || from - 1 > self.s.max_tasks {
+            // Below the floor in force is refused (a window may have started since the
+            // episode began). Above the ceiling is not: lowering from above it (a window's
+            // ceiling took effect) only brings desired closer to the range.
+            if from - 1 < self.s.min_tasks {
                 return Err(Stop::Rollback(
                     Outcome::RolledBack,
                     format!(
@@ -904,6 +922,7 @@ fn empty_report(s: &Settings, trigger: &Trigger) -> Report {
         started_at: Utc::now(),
         duration_ms: 0,
         dry_run: s.dry_run,
+        bounds: s.bounds.clone(),
     }
 }
 

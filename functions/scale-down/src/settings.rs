@@ -33,6 +33,10 @@ pub struct Settings {
     /// SCALE_IN_ALARM_PERIOD_S × SCALE_IN_ALARM_EVALUATION_PERIODS: the low alarm's window; no scale-in until this
     /// long after the last scale-out (the policy's `Limits::in_window`).
     pub scale_in_window: Duration,
+    /// SCHEDULE_WINDOWS: the floor and ceiling by time of day (see [`Settings::in_force`]).
+    pub windows: scaling::window::Windows,
+    /// The bounds in force for this invocation, once [`Settings::in_force`] set them.
+    pub bounds: Option<scaling::window::Bounds>,
 }
 
 impl Settings {
@@ -53,6 +57,22 @@ impl Settings {
             region: None,
             scale_in_alarms: Vec::new(),
             scale_in_window: Duration::ZERO,
+            windows: scaling::window::Windows::none(min_tasks, max_tasks),
+            bounds: None,
+        }
+    }
+
+    /// These settings with `min_tasks`/`max_tasks` set to the floor and ceiling in force
+    /// at `now_unix` (a scheduled window's, or the plain ones), recorded for the report.
+    /// The clock is read by the caller: the window is an input.
+    pub fn in_force(&self, now_unix: i64) -> Settings {
+        let now = chrono::DateTime::from_timestamp(now_unix, 0).unwrap_or_default();
+        let b = self.windows.bounds_at_utc(now);
+        Settings {
+            min_tasks: b.min,
+            max_tasks: b.max,
+            bounds: Some(b),
+            ..self.clone()
         }
     }
 }
@@ -70,6 +90,7 @@ impl Settings {
         s.region = std::env::var("AWS_REGION").ok();
         s.scale_in_alarms = c.scale_in_alarms.clone();
         s.scale_in_window = c.scale_in_window;
+        s.windows = c.windows.clone();
         s
     }
 }

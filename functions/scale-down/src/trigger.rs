@@ -17,7 +17,9 @@ pub enum Trigger {
         state_timestamp: String,
         summary: TriggerSummary,
     },
-    /// The periodic reconcile: finish or roll back an interrupted episode, start nothing.
+    /// The periodic reconcile, or a scheduled window's edge: finish or roll back an
+    /// interrupted episode; scale in only while a low alarm stays in ALARM or desired is
+    /// above the ceiling in force.
     Schedule { summary: TriggerSummary },
 }
 
@@ -60,7 +62,8 @@ pub fn parse(event: &Value, cluster: &str, service: &str) -> Result<Trigger, Tri
                 summary: a.summary(),
             })
         }
-        schedule @ scaling::trigger::Trigger::Schedule { .. } => Ok(Trigger::Schedule {
+        schedule @ (scaling::trigger::Trigger::Schedule { .. }
+        | scaling::trigger::Trigger::Window(_)) => Ok(Trigger::Schedule {
             summary: schedule.summary(),
         }),
     }

@@ -13,6 +13,7 @@
 //! change (docs/scale-up.md).
 
 mod capacity;
+mod cause;
 mod dbcap;
 mod error;
 pub mod reevaluate;
@@ -29,12 +30,12 @@ use scaling::aws::timed;
 use scaling::config::Config;
 use scaling::episode::{self, EpisodeState};
 use scaling::error::AwsError;
-use scaling::policy::{self, AlarmInput, Decision, History, Limits, ServiceState};
+use scaling::policy::{self, Decision, History, ServiceState};
 use scaling::report::{
     Counts, DecisionSummary, FunctionKind, Outcome, Report, RollbackSummary, ServiceRef, Step,
     TriggerSummary,
 };
-use scaling::trigger::{self, AlarmState, Trigger};
+use scaling::trigger::{self, Trigger};
 use serde_json::Value;
 use std::time::Instant;
 
@@ -70,7 +71,9 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Report, ScaleUpError> {
         // Boxed: the re-evaluation's future inside the runtime's would pass rustc's
         // query depth limit (like scaling::aws::instances' listing).
         Trigger::Schedule { time, .. } => Box::pin(reevaluate::run(deps, time)).await,
-        Trigger::Alarm(_) => Box::pin(handle_at(event, deps, Utc::now())).await,
+        Trigger::Alarm(_) | Trigger::Window(_) => {
+            Box::pin(handle_at(event, deps, Utc::now())).await
+        }
     }
 }
 
@@ -84,29 +87,28 @@ pub async fn handle_at(
     let clock = Instant::now();
     let c = &deps.config;
     // Invariant 7: a bad event is rejected before any AWS call.
-    let alarm = match trigger::parse(&event)? {
-        Trigger::Alarm(a) => *a,
-        Trigger::Schedule { time, .. } => {
-            return Box::pin(reevaluate::evaluate(deps, time, now))
-                .await
-                .map(|(r, _)| r)
-        }
-    };
-    alarm.check_ours(&c.cluster, &c.service)?;
-    let key = episode::alarm_key(&alarm.alarm_name, alarm.timestamp);
+    if let Trigger::Schedule { time, .. } = trigger::parse(&event)? {
+        return Box::pin(reevaluate::evaluate(deps, time, now))
+            .await
+            .map(|(r, _)| r);
+    }
+    // An alarm change or a scheduled window's start.
+    let cause = cause::Cause::parse(&event, c)?;
+    let key = cause.key();
+    // The floor and ceiling in force now: the window is an input to the policy.
+    let bounds = c.windows.bounds_at_utc(now);
     let mut ep = Episode {
         deps,
         clock,
         started_at: now,
         id: format!("out-{key}"),
-        trigger: alarm.summary(),
-        account: alarm.account.clone(),
+        trigger: cause.summary(),
+        account: cause.account(),
         steps: Vec::new(),
         before: None,
     };
-    if alarm.state != AlarmState::Alarm {
-        let skip = policy::Skip::NotAlarm(alarm.state);
-        return Ok(ep.report(skip_summary(&skip), None, Outcome::Skipped, skip.reason()));
+    if let Some(reason) = cause.early_skip(&bounds) {
+        return Ok(ep.report(skip_decision(&reason), None, Outcome::Skipped, reason));
     }
 
     let (service, cap, state) = match ready(&mut ep).await? {
@@ -117,15 +119,15 @@ pub async fn handle_at(
     // Idempotency (invariant 3): this alarm change already acted. Finish it if
     // the crash came between recording and UpdateService; else a duplicate.
     let (target, decision, resumed) =
-        match prior(&mut ep, &service, &state, &key, "this alarm change").await {
+        match prior(&mut ep, &service, &state, &key, cause.what()).await {
             Some(Ok((target, d))) => (target, d, true),
             Some(Err(report)) => return Ok(report),
             None => {
-                let decision = policy::decide_scale_out(
+                let decision = cause.decide(
                     &service_state(&service),
-                    &Limits::for_alarm(c, &alarm.alarm_name),
+                    c,
+                    &bounds,
                     &History::from_state(&state),
-                    &AlarmInput::from_alarm(&alarm),
                     cap.as_ref(),
                     now,
                 );
@@ -208,7 +210,8 @@ pub(crate) async fn prior(
     what: &str,
 ) -> Option<Result<(i32, DecisionSummary), Report>> {
     let done = state.scale_out_done(key)?;
-    if service.desired < done.target && done.target <= ep.deps.config.max_tasks {
+    let max = ep.deps.config.windows.bounds_at_utc(ep.started_at).max;
+    if service.desired < done.target && done.target <= max {
         return Some(Ok((
             done.target,
             DecisionSummary {
@@ -495,6 +498,7 @@ impl Episode<'_> {
             started_at: self.started_at,
             duration_ms: self.clock.elapsed().as_millis() as u64,
             dry_run: c.dry_run,
+            bounds: Some(c.windows.bounds_at_utc(self.started_at)),
         }
     }
 

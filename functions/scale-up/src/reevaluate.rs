@@ -74,6 +74,8 @@ pub async fn evaluate(
     now: DateTime<Utc>,
 ) -> Result<(Report, Option<Duration>), ScaleUpError> {
     let c = &deps.config;
+    // The floor and ceiling in force (a scheduled window's, or MIN_TASKS/MAX_TASKS).
+    let bounds = c.windows.bounds_at_utc(now);
     let mut ep = Episode {
         deps,
         clock: Instant::now(),
@@ -97,7 +99,7 @@ pub async fn evaluate(
 
     // 1. The floor, whatever the alarms say.
     if let Some(floor) =
-        policy::decide_floor(&service_state(&service), &Limits::from_config(c), &history)
+        policy::decide_floor(&service_state(&service), &Limits::from_config(c).within(&bounds), &history)
     {
         let key = episode::alarm_key("floor", schedule_time);
         ep.id = format!("out-{key}");
@@ -164,7 +166,7 @@ pub async fn evaluate(
         let input = alarm_input(alarm, point);
         decisions.push(policy::decide_scale_out(
             &service_state(&service),
-            &Limits::for_alarm(c, &alarm.name),
+            &Limits::for_alarm(c, &alarm.name).within(&bounds),
             &history,
             &input,
             cap.as_ref(),

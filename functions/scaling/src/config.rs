@@ -33,6 +33,7 @@
 //! | `SCALE_OUT_ALARMS` | unset | scale-up: comma-separated alarm names its re-evaluation schedule re-reads; one still in ALARM scales out again once the cooldown is over |
 //! | `SCALE_OUT_PROPORTIONAL_ALARMS` | unset | with `SCALE_OUT_MODE=proportional`, the alarms sized proportionally (unset: every alarm); the others take the fixed step |
 //! | `SCALE_OUT_REEVALUATE_S` | 60 | the re-evaluation schedule's period: a scheduled run waits (inside the invocation) for a cooldown that ends within it |
+//! | `SCHEDULE_WINDOWS` | unset | scheduled capacity: JSON array of windows `{name, start, end, timezone, min, max}` (see [`crate::window`]); refused when invalid or overlapping |
 //!
 //! `AWS_REGION` and `AWS_ENDPOINT_URL` are read by the SDK itself (see [`crate::aws`]).
 
@@ -175,6 +176,9 @@ pub struct Config {
     /// `SCALE_OUT_REEVALUATE_S`: the re-evaluation schedule's period (the longest a
     /// scheduled run waits for the cooldown to end).
     pub scale_out_reevaluate: Duration,
+    /// `SCHEDULE_WINDOWS`: the floor and ceiling by time of day; none: the plain
+    /// `MIN_TASKS`/`MAX_TASKS` always.
+    pub windows: crate::window::Windows,
 }
 
 impl Config {
@@ -258,6 +262,15 @@ impl Config {
         if scale_out_reevaluate == 0 {
             return Err(env.invalid("SCALE_OUT_REEVALUATE_S", "must be 1 or more"));
         }
+        // The overlap check looks a year ahead from start-up: the clock is read here,
+        // in config, never in the policy.
+        let windows = match env.get("SCHEDULE_WINDOWS") {
+            None => crate::window::Windows::none(min_tasks, max_tasks),
+            Some(text) => {
+                crate::window::Windows::parse(&text, min_tasks, max_tasks, chrono::Utc::now())
+                    .map_err(|why| env.invalid("SCHEDULE_WINDOWS", &why))?
+            }
+        };
         Ok(Config {
             cluster: env.required("CLUSTER_NAME")?,
             service: env.required("SERVICE_NAME")?,
@@ -293,6 +306,7 @@ impl Config {
             scale_out_alarms,
             scale_out_proportional_alarms,
             scale_out_reevaluate: Duration::from_secs(scale_out_reevaluate),
+            windows,
         })
     }
 }
@@ -462,6 +476,33 @@ mod tests {
             let e = Config::from_map(&m).unwrap_err().to_string();
             assert!(e.contains("TASKS_PER_INSTANCE"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn schedule_windows_are_read_and_a_bad_one_fails_with_its_name() {
+        assert!(Config::from_map(&base())
+            .unwrap()
+            .windows
+            .windows
+            .is_empty());
+        let mut m = base();
+        m.insert(
+            "SCHEDULE_WINDOWS".into(),
+            r#"[{"name":"day","start":"cron(0 8 * * ? *)","end":"cron(0 18 * * ? *)","timezone":"Europe/Madrid","min":2,"max":""}]"#.into(),
+        );
+        let c = Config::from_map(&m).unwrap();
+        assert_eq!(c.windows.windows[0].floor, Some(2));
+        // Floor above MAX_TASKS (4): refused, naming the variable and why.
+        m.insert(
+            "SCHEDULE_WINDOWS".into(),
+            r#"[{"name":"day","start":"cron(0 8 * * ? *)","end":"cron(0 18 * * ? *)","min":5}]"#
+                .into(),
+        );
+        let e = Config::from_map(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("SCHEDULE_WINDOWS") && e.contains("floor 5"),
+            "{e}"
+        );
     }
 
     #[test]

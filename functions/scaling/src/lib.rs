@@ -9,3 +9,4 @@ pub mod error;
 pub mod policy;
 pub mod report;
 pub mod trigger;
+pub mod window;

@@ -83,6 +83,16 @@ impl Limits {
         }
         l
     }
+
+    /// The same limits with the floor and ceiling in force (a scheduled window's, or
+    /// the plain ones): the window is an input to the policy, never a clock read.
+    pub fn within(self, b: &crate::window::Bounds) -> Self {
+        Limits {
+            min: b.min,
+            max: b.max,
+            ..self
+        }
+    }
 }
 
 /// What happened before, from the episode state.
@@ -171,6 +181,10 @@ pub enum Skip {
     },
     DeploymentInProgress,
     ScaleInActive,
+    /// A window started and desired already meets its floor.
+    AtFloor {
+        min: i32,
+    },
     /// The evidence (datapoint or alarm change) is not newer than the last
     /// scale-out, which already answered it.
     Stale {
@@ -210,6 +224,7 @@ impl Skip {
             Skip::Stale { .. } => "stale",
             Skip::Covered { .. } => "covered",
             Skip::LowWindow { .. } => "low_window",
+            Skip::AtFloor { .. } => "at_floor",
         }
     }
 
@@ -256,6 +271,9 @@ impl Skip {
                 since.to_rfc3339(),
                 remaining.as_secs()
             ),
+            Skip::AtFloor { min } => {
+                format!("already at or above the floor of {min} tasks in force")
+            }
         }
     }
 }
@@ -1073,6 +1091,29 @@ mod tests {
             "fixed {fixed:?}, proportional {prop:?}"
         );
         assert!(prop.1 < fixed.1);
+    }
+
+    #[test]
+    fn a_window_sets_the_floor_and_ceiling_the_policy_keeps() {
+        let l = limits().within(&crate::window::Bounds {
+            min: 4,
+            max: 12,
+            window: Some("business-hours".into()),
+        });
+        assert_eq!((l.min, l.max), (4, 12));
+        // A scale-out a second ago does not hold the floor back.
+        let h = History {
+            last_scale_out: Some(t(0)),
+            ..Default::default()
+        };
+        let d = decide_floor(&svc(2), &l, &h);
+        assert!(matches!(d, Some(Decision::ScaleTo { target: 4, .. })), "{d:?}");
+        assert_eq!(decide_floor(&svc(5), &l, &h), None);
+        // Scale-in stops at the window's floor.
+        assert_eq!(
+            decide_scale_in(&svc(4), &l, &History::default(), &alarm(), t(0)),
+            Decision::Skip(Skip::AtMin { min: 4 })
+        );
     }
 
     fn arb_limits() -> impl Strategy<Value = Limits> {

@@ -83,6 +83,15 @@ pub enum TriggerSummary {
     },
     /// The periodic EventBridge schedule that finishes or rolls back interrupted episodes.
     Schedule { time: DateTime<Utc> },
+    /// A scheduled window's edge (EventBridge Scheduler).
+    Window {
+        window: String,
+        /// `start` or `end`.
+        edge: String,
+        /// The time the schedule was due (`<aws.scheduler.scheduled-time>`): with the
+        /// window's name, the idempotency key.
+        scheduled_time: DateTime<Utc>,
+    },
     /// An Auto Scaling lifecycle action (drain-instance).
     Lifecycle {
         asg_name: String,
@@ -185,6 +194,10 @@ pub struct Report {
     pub duration_ms: u64,
     #[serde(default)]
     pub dry_run: bool,
+    /// The floor and ceiling in force when the episode decided (a scheduled window's,
+    /// or the plain MIN_TASKS/MAX_TASKS). None from functions that do not decide a count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounds: Option<crate::window::Bounds>,
 }
 
 #[cfg(test)]

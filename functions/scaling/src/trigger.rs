@@ -5,7 +5,12 @@
 //! - the direct CloudWatch alarm action (`source: aws.cloudwatch`, `alarmData`);
 //! - the EventBridge `CloudWatch Alarm State Change` event (same `alarmData` under `detail`);
 //! - an SNS-wrapped classic alarm notification (`Records[0].Sns.Message`);
-//! - the EventBridge `Scheduled Event` (reconcile).
+//! - the EventBridge `Scheduled Event` (reconcile);
+//! - a scheduled window's edge: the input that the template's EventBridge Scheduler
+//!   schedules send, `{"source": "visits-autoscaler.window", "window": NAME,
+//!   "edge": "start"|"end", "scheduled_time": "<aws.scheduler.scheduled-time>"}`
+//!   (AWS docs, "Adding context attributes in EventBridge Scheduler",
+//!   <https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html>).
 //!
 //! Parsing is pure: a malformed or unknown payload is [`ScalingError::BadEvent`]
 //! with a message a person understands, and the caller makes no AWS call.
@@ -158,6 +163,39 @@ pub enum Trigger {
         /// The rule ARN from `resources`.
         rule: Option<String>,
     },
+    /// A scheduled window starts or ends.
+    Window(WindowEdge),
+}
+
+/// `source` of the window-edge input the template's schedules send.
+pub const WINDOW_SOURCE: &str = "visits-autoscaler.window";
+
+/// One edge of a scheduled window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowEdge {
+    /// The window's name in `SCHEDULE_WINDOWS`.
+    pub window: String,
+    pub edge: Edge,
+    /// When the schedule was due; with the name, the idempotency key.
+    pub scheduled_time: DateTime<Utc>,
+}
+
+/// Which edge of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Edge {
+    Start,
+    End,
+}
+
+impl Edge {
+    /// `start` or `end`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edge::Start => "start",
+            Edge::End => "end",
+        }
+    }
 }
 
 impl Trigger {
@@ -166,6 +204,11 @@ impl Trigger {
         match self {
             Trigger::Alarm(a) => a.summary(),
             Trigger::Schedule { time, .. } => TriggerSummary::Schedule { time: *time },
+            Trigger::Window(w) => TriggerSummary::Window {
+                window: w.window.clone(),
+                edge: w.edge.as_str().to_string(),
+                scheduled_time: w.scheduled_time,
+            },
         }
     }
 }
@@ -175,7 +218,8 @@ fn bad(msg: impl Into<String>) -> ScalingError {
 }
 
 const SHAPES: &str = "expected a CloudWatch alarm action (alarmData), an EventBridge \
-    'CloudWatch Alarm State Change' or 'Scheduled Event', or an SNS alarm notification (Records[].Sns)";
+    'CloudWatch Alarm State Change' or 'Scheduled Event', an SNS alarm notification (Records[].Sns), \
+    or a window edge (source visits-autoscaler.window)";
 
 /// Parses any accepted event shape. Pure: no AWS call, whatever the input.
 pub fn parse(event: &Value) -> Result<Trigger, ScalingError> {
@@ -207,6 +251,9 @@ pub fn parse(event: &Value) -> Result<Trigger, ScalingError> {
     if obj.contains_key("Records") {
         return parse_sns(event).map(|a| Trigger::Alarm(Box::new(a)));
     }
+    if obj.get("source").and_then(Value::as_str) == Some(WINDOW_SOURCE) {
+        return parse_window(event);
+    }
     Err(bad(format!("unrecognised event; {SHAPES}")))
 }
 
@@ -214,7 +261,9 @@ pub fn parse(event: &Value) -> Result<Trigger, ScalingError> {
 pub fn parse_alarm(event: &Value) -> Result<AlarmChange, ScalingError> {
     match parse(event)? {
         Trigger::Alarm(a) => Ok(*a),
-        Trigger::Schedule { .. } => Err(bad("a scheduled event is not an alarm state change")),
+        Trigger::Schedule { .. } | Trigger::Window(_) => {
+            Err(bad("a scheduled event is not an alarm state change"))
+        }
     }
 }
 
@@ -346,6 +395,32 @@ fn parse_schedule(event: &Value) -> Result<Trigger, ScalingError> {
 /// The classic alarm notification SNS carries. Our own lenient type: the crate's
 /// `CloudWatchAlarmPayload` rejects `"AlarmDescription": null`, which CloudWatch
 /// sends for alarms without a description.
+fn parse_window(event: &Value) -> Result<Trigger, ScalingError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Input {
+        #[allow(dead_code)]
+        source: String,
+        window: String,
+        edge: Edge,
+        scheduled_time: DateTime<Utc>,
+    }
+    let input: Input = serde_json::from_value(event.clone()).map_err(|e| {
+        bad(format!(
+            "malformed window edge: {e}; expected {{source, window, edge: start|end, \
+             scheduled_time: RFC 3339}}"
+        ))
+    })?;
+    if input.window.is_empty() {
+        return Err(bad("window edge names no window"));
+    }
+    Ok(Trigger::Window(WindowEdge {
+        window: input.window,
+        edge: input.edge,
+        scheduled_time: input.scheduled_time,
+    }))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SnsAlarmMessage {
@@ -514,6 +589,48 @@ mod tests {
                  88.0 (03/06/15 17:42:00)] were greater than the threshold (70.0)";
         assert_eq!(reason_datapoints(r), vec![91.5, 88.0]);
         assert!(reason_datapoints("no data").is_empty());
+    }
+
+    #[test]
+    fn window_edges_parse_and_bad_ones_say_why() {
+        let ev = json!({"source": "visits-autoscaler.window", "window": "business-hours",
+                        "edge": "start", "scheduled_time": "2026-12-01T07:00:00Z"});
+        let Trigger::Window(w) = parse(&ev).unwrap() else {
+            panic!("not a window edge")
+        };
+        assert_eq!((w.window.as_str(), w.edge), ("business-hours", Edge::Start));
+        assert_eq!(w.scheduled_time.to_rfc3339(), "2026-12-01T07:00:00+00:00");
+        for (ev, says) in [
+            (
+                json!({"source": "visits-autoscaler.window", "window": "w", "edge": "middle",
+                    "scheduled_time": "2026-12-01T07:00:00Z"}),
+                "unknown variant",
+            ),
+            // Scheduler left the placeholder in: the input template is wrong.
+            (
+                json!({"source": "visits-autoscaler.window", "window": "w", "edge": "end",
+                    "scheduled_time": "<aws.scheduler.scheduled-time>"}),
+                "malformed window edge",
+            ),
+            (
+                json!({"source": "visits-autoscaler.window", "window": "", "edge": "end",
+                    "scheduled_time": "2026-12-01T07:00:00Z"}),
+                "names no window",
+            ),
+            (
+                json!({"source": "visits-autoscaler.window", "window": "w", "edge": "end",
+                    "scheduled_time": "2026-12-01T07:00:00Z", "extra": 1}),
+                "unknown field",
+            ),
+        ] {
+            let err = parse(&ev).unwrap_err().to_string();
+            assert!(err.contains(says), "{ev} -> {err}");
+        }
+        assert!(
+            parse_alarm(&json!({"source": "visits-autoscaler.window", "window": "w",
+            "edge": "end", "scheduled_time": "2026-12-01T07:00:00Z"}))
+            .is_err()
+        );
     }
 
     #[test]

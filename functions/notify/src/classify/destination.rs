@@ -283,6 +283,7 @@ fn trigger_detail(t: &TriggerSummary, service: &str) -> Option<String> {
             })
         }
         TriggerSummary::Schedule { .. } => Some("reconcile".into()),
+        TriggerSummary::Window { window, edge, .. } => Some(format!("window {window} {edge}")),
         TriggerSummary::Lifecycle { instance_id, .. } => Some(instance_id.clone()),
     }
 }
@@ -345,6 +346,16 @@ fn why_lines(r: &Report) -> Vec<String> {
         TriggerSummary::Schedule { time } => {
             lines.push(format!("the reconcile schedule at {}", when(time)));
         }
+        TriggerSummary::Window {
+            window,
+            edge,
+            scheduled_time,
+        } => {
+            lines.push(format!(
+                "scheduled window {window}: {edge} (due {})",
+                when(scheduled_time)
+            ));
+        }
         TriggerSummary::Lifecycle {
             asg_name,
             instance_id,
@@ -364,6 +375,9 @@ fn why_lines(r: &Report) -> Vec<String> {
         "decision: {}{target}: {}",
         r.decision.action, r.decision.reason
     ));
+    if let Some(b) = &r.bounds {
+        lines.push(format!("limits in force: {}", b.describe()));
+    }
     lines
 }
 
