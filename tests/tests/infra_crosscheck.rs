@@ -944,3 +944,139 @@ fn rules_send_notify_only_detail_types_it_decodes() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+// --- Fargate Spot ------------------------------------------------------------------------------
+//
+// A Spot interruption sends a task-state-change event and SIGTERM two minutes before the task is
+// stopped; a Spot task may stay registered in its target group until it is STOPPED, so the
+// deregistration delay must stay under those two minutes too (AWS Knowledge Center, "How do I
+// handle Spot termination notices in AWS Fargate Spot tasks?").
+
+/// Fargate Spot's warning before the task is stopped.
+const SPOT_WARNING_S: f64 = 120.0;
+/// What "well inside" the warning means: the API's shutdown and ECS's stop leave this much.
+const SPOT_MARGIN_S: f64 = 30.0;
+
+/// The API's `SHUTDOWN_GRACE_S`: the task definition's value, else the code's default.
+fn api_shutdown_grace_s(container: &Value) -> f64 {
+    let set = container["Environment"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["Name"] == "SHUTDOWN_GRACE_S");
+    if let Some(e) = set {
+        return e2e::template::resolve_number(template("service.yaml"), &e["Value"])
+            .expect("SHUTDOWN_GRACE_S is a number");
+    }
+    let src = std::fs::read_to_string(repo().join("api/src/config.rs")).expect("api config");
+    let re = regex_lite::Regex::new(r#"ranged\("SHUTDOWN_GRACE_S",\s*(\d+)"#).unwrap();
+    re.captures(&src)
+        .and_then(|c| c[1].parse().ok())
+        .expect("api/src/config.rs reads SHUTDOWN_GRACE_S with a default")
+}
+
+#[test]
+fn graceful_shutdown_and_deregistration_fit_inside_the_spot_warning() {
+    let svc = template("service.yaml");
+    let td = &resources(svc)["TaskDefinition"]["Properties"];
+    let api = &td["ContainerDefinitions"][0];
+    let stop_timeout = api["StopTimeout"]
+        .as_f64()
+        .expect("StopTimeout is set on the API");
+    let grace = api_shutdown_grace_s(api);
+    assert!(
+        grace < stop_timeout,
+        "SHUTDOWN_GRACE_S {grace} must end before ECS's SIGKILL at StopTimeout {stop_timeout}"
+    );
+    assert!(
+        stop_timeout + SPOT_MARGIN_S <= SPOT_WARNING_S,
+        "StopTimeout {stop_timeout} s leaves less than {SPOT_MARGIN_S} s of the {SPOT_WARNING_S} s Spot warning"
+    );
+    for (name, t) in [("template.yaml", template(ROOT)), ("service.yaml", svc)] {
+        let p = &t["Parameters"]["DeregistrationDelaySeconds"];
+        let max = p["MaxValue"].as_f64().unwrap_or(f64::INFINITY);
+        let default = p["Default"].as_f64().expect("a default");
+        assert!(
+            max < SPOT_WARNING_S && default + SPOT_MARGIN_S <= SPOT_WARNING_S,
+            "{name}: DeregistrationDelaySeconds (default {default}, max {max}) must stay under the Spot warning"
+        );
+    }
+    // The target group takes the parameter, not a literal.
+    let tg = of_type(svc, "AWS::ElasticLoadBalancingV2::TargetGroup");
+    let attrs = tg[0].1["Properties"]["TargetGroupAttributes"]
+        .as_array()
+        .unwrap();
+    let delay = attrs
+        .iter()
+        .find(|a| a["Key"] == "deregistration_delay.timeout_seconds")
+        .expect("the target group sets its deregistration delay");
+    assert_eq!(
+        referenced_id(&delay["Value"]).as_deref(),
+        Some("DeregistrationDelaySeconds")
+    );
+}
+
+#[test]
+fn spot_is_a_capacity_provider_strategy_with_an_on_demand_base() {
+    let svc = template("service.yaml");
+    let r = resources(svc);
+    let cluster_providers = &r["Cluster"]["Properties"]["CapacityProviders"]["Fn::If"];
+    assert_eq!(cluster_providers[0], "IsFargate");
+    assert_eq!(cluster_providers[1], json!(["FARGATE", "FARGATE_SPOT"]));
+    let service = &r["Service"]["Properties"];
+    // With a Spot weight the service has no launch type, only the strategy.
+    assert_eq!(service["LaunchType"]["Fn::If"][0], "UseFargateSpot");
+    assert_eq!(
+        service["LaunchType"]["Fn::If"][1],
+        json!({"Ref": "AWS::NoValue"})
+    );
+    let spot = &service["CapacityProviderStrategy"]["Fn::If"][2]["Fn::If"];
+    assert_eq!(spot[0], "UseFargateSpot");
+    let strategy = spot[1].as_array().expect("a strategy");
+    let on_demand = strategy
+        .iter()
+        .find(|s| s["CapacityProvider"] == "FARGATE")
+        .expect("an on-demand part");
+    assert_eq!(
+        referenced_id(&on_demand["Base"]).as_deref(),
+        Some("FargateOnDemandBase")
+    );
+    assert_eq!(
+        referenced_id(&on_demand["Weight"]).as_deref(),
+        Some("FargateOnDemandWeight")
+    );
+    let spot_part = strategy
+        .iter()
+        .find(|s| s["CapacityProvider"] == "FARGATE_SPOT")
+        .expect("a Spot part");
+    assert_eq!(
+        referenced_id(&spot_part["Weight"]).as_deref(),
+        Some("FargateSpotWeight")
+    );
+    assert!(
+        spot_part.get("Base").is_none(),
+        "the base stays on on-demand"
+    );
+    // Spot is off by default, and the root passes every Spot parameter down.
+    let root = template(ROOT);
+    assert_eq!(root["Parameters"]["FargateSpotWeight"]["Default"], json!(0));
+    let passed = &resources(root)["ServiceStack"]["Properties"]["Parameters"];
+    for p in [
+        "FargateSpotWeight",
+        "FargateOnDemandBase",
+        "FargateOnDemandWeight",
+        "TaskCpuArchitecture",
+    ] {
+        assert_eq!(
+            referenced_id(&passed[p]).as_deref(),
+            Some(p),
+            "root -> service.yaml {p}"
+        );
+    }
+    // Fargate Spot runs X86_64 only: the root's rules say so at deploy time.
+    let rule = &root["Rules"]["SpotRunsX86OnFargate"];
+    assert!(
+        rule["Assertions"].to_string().contains("X86_64"),
+        "a Spot weight requires X86_64 tasks: {rule}"
+    );
+}

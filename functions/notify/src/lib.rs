@@ -12,6 +12,7 @@ pub mod notice;
 pub mod render;
 pub mod settings;
 pub mod sns;
+pub mod spot;
 pub mod subject;
 
 use classify::Verdict;
@@ -30,6 +31,8 @@ use tracing::{info, warn};
 pub struct Deps {
     pub sns: aws_sdk_sns::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Reads the service's stopped tasks to count a Spot interruption wave.
+    pub ecs: aws_sdk_ecs::Client,
     pub settings: Settings,
 }
 
@@ -39,6 +42,7 @@ impl Deps {
         Deps {
             sns: aws_sdk_sns::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            ecs: aws_sdk_ecs::Client::new(config),
             settings,
         }
     }
@@ -148,6 +152,9 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Handled, NotifyError> {
             Some((ring, fp))
         }
     };
+    if notice.kind == "task" && spot::is_spot_stop(notice.detail.as_deref()) {
+        count_spot_wave(&mut notice, deps).await;
+    }
     if let Some(alarm) = notice.alarm.clone() {
         let history = flap::history(
             &deps.cloudwatch,
@@ -201,4 +208,28 @@ pub async fn handle(event: Value, deps: &Deps) -> Result<Handled, NotifyError> {
         severity: notice.severity,
         dedup_recorded,
     })
+}
+
+/// A Spot interruption's email says how many of the service's tasks the wave hit (subject
+/// and "Why"). A failed count is said in the email, never a reason not to send it.
+async fn count_spot_wave(notice: &mut notice::Notice, deps: &Deps) {
+    let s = &deps.settings;
+    let wave = spot::wave(&deps.ecs, &s.cluster, &s.service, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string());
+    if let Ok(w) = &wave {
+        let code = notice.detail.clone().unwrap_or_default();
+        notice.detail = Some(format!(
+            "{code}, {} task{} hit",
+            w.tasks,
+            if w.tasks == 1 { "" } else { "s" }
+        ));
+    }
+    let line = spot::line(&wave, &s.service);
+    match notice.sections.first_mut() {
+        Some(why) => why.lines.push(line),
+        None => notice
+            .sections
+            .push(notice::Section::new("Why", vec![line])),
+    }
 }

@@ -36,6 +36,7 @@ async fn deps_with_topic(name: &str) -> (Deps, String) {
     let deps = Deps {
         sns,
         cloudwatch: aws_sdk_cloudwatch::Client::new(&conf),
+        ecs: aws_sdk_ecs::Client::new(&conf),
         settings: common::settings_with(&topic),
     };
     (deps, topic)

@@ -104,6 +104,7 @@ impl FakeAws {
             deps: Deps {
                 sns,
                 cloudwatch,
+                ecs: mock_client!(aws_sdk_ecs, RuleMode::MatchAny, []),
                 settings: common::settings(),
             },
         }

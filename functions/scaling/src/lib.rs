@@ -6,6 +6,7 @@ pub mod config;
 pub mod deadline;
 pub mod episode;
 pub mod error;
+pub mod forecast;
 pub mod policy;
 pub mod report;
 pub mod trigger;

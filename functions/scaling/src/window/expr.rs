@@ -193,12 +193,12 @@ impl Cron {
         // One day either side of `t`'s local date covers offsets of any size.
         for _ in 0..=SEARCH_DAYS + 1 {
             if self.day_matches(day) {
-                let candidates = times
+                let mut candidates = times
                     .iter()
                     .filter_map(|(h, m)| resolve(tz, day.at(*h, *m, 0, 0)));
                 let found = match dir {
-                    Direction::Back => candidates.filter(|f| *f <= t).last(),
-                    Direction::Forward => candidates.into_iter().find(|f| *f > t),
+                    Direction::Back => candidates.rfind(|f| *f <= t),
+                    Direction::Forward => candidates.find(|f| *f > t),
                 };
                 if found.is_some() {
                     return found;
