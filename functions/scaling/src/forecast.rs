@@ -138,7 +138,8 @@ mod tests {
     fn a_repeating_day_is_forecast_exactly() {
         let s = series(2, daily);
         let n = s.values.len();
-        let (values, ratio, weekly) = ahead(&next_hour(&s));
+        let f = next_hour(&s);
+        let (values, ratio, weekly) = ahead(&f);
         assert_eq!((ratio, weekly), (1.0, false));
         for (k, v) in values.iter().enumerate() {
             assert!((v.unwrap() - daily(n + k)).abs() < 1e-9, "step {k}");
@@ -151,7 +152,8 @@ mod tests {
         let grow = |i: usize| daily(i) * 1.1f64.powf((i / 288) as f64);
         let s = series(3, grow);
         let n = s.values.len();
-        let (values, ratio, _) = ahead(&next_hour(&s));
+        let f = next_hour(&s);
+        let (values, ratio, _) = ahead(&f);
         assert!((ratio - 1.1).abs() < 0.02, "{ratio}");
         for (k, v) in values.iter().enumerate() {
             let truth = grow(n + k);
@@ -165,7 +167,8 @@ mod tests {
         // from a weekday: both bases agree.
         let weekly = |i: usize| daily(i) * if (i / 288) % 7 >= 5 { 0.5 } else { 1.0 };
         let s = series(8, weekly);
-        let (_, _, used) = ahead(&next_hour(&s));
+        let f = next_hour(&s);
+        let (_, _, used) = ahead(&f);
         assert!(used);
     }
 
@@ -211,7 +214,8 @@ mod tests {
             let mut s = series(2, |i| if i >= 576 { daily(i) * level } else { daily(i) });
             for h in holes { s.values[h] = None; }
             let n = s.values.len();
-            let (values, ratio, _) = ahead(&next_hour(&s));
+            let f = next_hour(&s);
+        let (values, ratio, _) = ahead(&f);
             prop_assert!((RATIO_CLAMP.0..=RATIO_CLAMP.1).contains(&ratio));
             for (k, v) in values.iter().enumerate() {
                 if let Some(v) = v {
