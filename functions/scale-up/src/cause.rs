@@ -116,6 +116,14 @@ impl Cause {
             Cause::Window(_) => {
                 let l = Limits::from_config(c).within(bounds);
                 match policy::decide_floor(s, &l, h) {
+                    // The policy's floor, said as the window's.
+                    Some(Decision::ScaleTo {
+                        target, capped_by, ..
+                    }) => Decision::ScaleTo {
+                        target,
+                        reason: format!("window floor: {} -> {target}", s.desired),
+                        capped_by,
+                    },
                     Some(d) => d,
                     None if h.paused => Decision::Skip(Skip::Paused),
                     None => Decision::Skip(Skip::AtFloor { min: l.min }),

@@ -98,9 +98,11 @@ pub async fn evaluate(
     let history = History::from_state(&state);
 
     // 1. The floor, whatever the alarms say.
-    if let Some(floor) =
-        policy::decide_floor(&service_state(&service), &Limits::from_config(c).within(&bounds), &history)
-    {
+    if let Some(floor) = policy::decide_floor(
+        &service_state(&service),
+        &Limits::from_config(c).within(&bounds),
+        &history,
+    ) {
         let key = episode::alarm_key("floor", schedule_time);
         ep.id = format!("out-{key}");
         let (target, decision, resumed) =

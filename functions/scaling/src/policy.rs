@@ -931,7 +931,7 @@ mod tests {
         };
         let skip = Decision::Skip(Skip::Paused);
         assert_eq!(pick_largest(&[]), None);
-        assert_eq!(pick_largest(&[skip.clone()]), Some(0));
+        assert_eq!(pick_largest(std::slice::from_ref(&skip)), Some(0));
         assert_eq!(pick_largest(&[skip.clone(), to(3), to(5), to(5)]), Some(2));
         assert_eq!(pick_largest(&[to(4), skip]), Some(0));
     }
@@ -1107,7 +1107,10 @@ mod tests {
             ..Default::default()
         };
         let d = decide_floor(&svc(2), &l, &h);
-        assert!(matches!(d, Some(Decision::ScaleTo { target: 4, .. })), "{d:?}");
+        assert!(
+            matches!(d, Some(Decision::ScaleTo { target: 4, .. })),
+            "{d:?}"
+        );
         assert_eq!(decide_floor(&svc(5), &l, &h), None);
         // Scale-in stops at the window's floor.
         assert_eq!(
