@@ -1,6 +1,8 @@
 # Scale-down and drain-instance: the episode benchmark (measured vs target).
 .PHONY: bench-scale-down
 
-bench-scale-down: setup ## scale-down: episode time beyond the actual drain vs the 2 s target (real visits-api victim)
-	cargo build --locked -p visits-api
+bench-scale-down: setup ## scale-in: in-flight drain, overhead beyond it (target <= 2 s), desired-1 -> STOPPED, with keep-alive load
+	@tools/ensure-apt.sh haproxy:haproxy
+	cargo build --locked -p visits-api -p scale-down
+	cargo test --locked -p e2e --test bench_scale_down -- --ignored --nocapture
 	cargo test --locked -p scale-down --test bench -- --ignored --nocapture

@@ -61,6 +61,9 @@ pub struct Config {
     pub db_startup_timeout: Duration,
     /// `HEALTH_DB_TIMEOUT_MS` (default 1000): the health check's database ping bound.
     pub health_db_timeout: Duration,
+    /// `DRAIN_IDLE_CLOSE_MS` (default 1000): in drain mode, idle keep-alive connections close
+    /// once no request has arrived for this long (the load balancer has stopped routing here).
+    pub drain_idle_close: Duration,
     /// `ADMIN_TOKEN`: bearer token for `/admin/*`; unset disables the admin endpoints.
     pub admin_token: Option<String>,
     /// `STRESS_TOKEN`: bearer token for `/api/stress`; unset disables it.
@@ -196,6 +199,12 @@ impl Config {
                 "HEALTH_DB_TIMEOUT_MS",
                 1000,
                 10,
+                60_000,
+            )?),
+            drain_idle_close: Duration::from_millis(env.ranged(
+                "DRAIN_IDLE_CLOSE_MS",
+                1000,
+                0,
                 60_000,
             )?),
             admin_token: env.opt("ADMIN_TOKEN"),

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod db;
 pub mod db_secret;
+pub mod drain;
 pub mod emf;
 pub mod error;
 pub mod healthcheck;

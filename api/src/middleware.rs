@@ -87,6 +87,12 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     // The drain waits for in_flight to reach 0; the admin requests that ask must not count.
     let guard = (!route.starts_with("/admin/")).then(|| {
         state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Drain mode closes idle keep-alives once no client request arrives. Health checks
+        // don't count: the load balancer's checker uses connections of its own, and may go
+        // on checking a target that no longer gets traffic.
+        if route != "/health" {
+            state.drain.saw_request();
+        }
         InFlight(&state)
     });
     let mut resp = next.run(req).await;

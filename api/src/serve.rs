@@ -16,6 +16,10 @@
 //!   definition) closes the idle connections and pauses accepting briefly, never spinning.
 //! - **shutdown**: connections with no request being served close at once; the others finish
 //!   their request (within the grace period) and close.
+//! - **drain mode** (`crate::drain`): idle keep-alive connections close when the drain state
+//!   asks (no client request for a quiet period), so the ALB can complete the target's
+//!   deregistration at once; a connection serving a request closes after its response, which
+//!   carries `Connection: close`.
 //!
 //! Only HTTP/1.1: the ALB speaks it to targets (target group protocol version HTTP1).
 
@@ -36,6 +40,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
+
+use crate::drain::Drain;
 
 /// Client-side bounds of the server loop.
 #[derive(Clone, Copy, Debug)]
@@ -68,6 +74,8 @@ struct Shared {
     stopping: watch::Receiver<bool>,
     /// Bumped to ask idle connections to close (out of file descriptors).
     shed: Arc<Notify>,
+    /// Drain mode: its "close once idle" signal.
+    drain: Arc<Drain>,
     started: Instant,
 }
 
@@ -91,12 +99,14 @@ impl Server {
         router: Router,
         timeouts: Timeouts,
         mut stopping: watch::Receiver<bool>,
+        drain: Arc<Drain>,
     ) -> Server {
         let shared = Shared {
             router,
             timeouts,
             stopping: stopping.clone(),
             shed: Arc::new(Notify::new()),
+            drain,
             started: Instant::now(),
         };
         let mut server = Server {
@@ -231,6 +241,9 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Shared) {
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(io, service));
     let mut stopping = shared.stopping.clone();
+    let mut close_idle = shared.drain.subscribe();
+    // Requests to close that came before this connection are not for it.
+    close_idle.mark_unchanged();
     let mut graceful = false;
     loop {
         let verdict = tokio::select! {
@@ -240,7 +253,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Shared) {
                 }
                 return;
             }
-            v = watchdog(&state, &shared, &mut stopping), if !graceful => v,
+            v = watchdog(&state, &shared, &mut stopping, &mut close_idle), if !graceful => v,
         };
         match verdict {
             // Nothing owed to the client: close now.
@@ -269,6 +282,7 @@ async fn watchdog(
     state: &ConnState,
     shared: &Shared,
     stopping: &mut watch::Receiver<bool>,
+    close_idle: &mut watch::Receiver<u64>,
 ) -> Verdict {
     loop {
         let serving = state.serving.load(Relaxed) > 0;
@@ -310,6 +324,12 @@ async fn watchdog(
                 }
             }
             _ = shared.shed.notified(), if idle => return Verdict::Close("out of file descriptors"),
+            // The drain state's sender lives as long as the app: an error never repeats here.
+            changed = close_idle.changed() => {
+                if changed.is_ok() && idle {
+                    return Verdict::Close("drain mode: idle keep-alive");
+                }
+            }
             _ = async {
                 match sleep {
                     Some(d) => tokio::time::sleep(d).await,

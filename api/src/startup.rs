@@ -130,6 +130,10 @@ impl Application {
                 emf_target(&state),
                 state.config.metrics_interval,
             )),
+            tokio::spawn({
+                let d = state.drain.clone();
+                async move { d.run_idle_closer().await }
+            }),
         ];
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -150,8 +154,14 @@ impl Application {
             header: state.config.header_read_timeout,
             idle: state.config.idle_timeout,
         };
-        let mut server =
-            Server::accept_until(listener, routes::router(state.clone()), timeouts, stop_rx).await;
+        let mut server = Server::accept_until(
+            listener,
+            routes::router(state.clone()),
+            timeouts,
+            stop_rx,
+            state.drain.clone(),
+        )
+        .await;
         // Connections with no request being served are closed now; the others finish theirs.
         if !server.wait(grace).await {
             tracing::warn!(

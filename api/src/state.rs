@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::db::DbGuard;
+use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::identity::TaskIdentity;
 use crate::metrics::Metrics;
@@ -31,7 +32,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Bounds concurrent CPU burns.
     pub stress_slots: Arc<Semaphore>,
-    draining: Arc<AtomicBool>,
+    /// Drain mode (scale-down or SIGTERM): see `drain`.
+    pub drain: Arc<Drain>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -51,31 +53,20 @@ impl AppState {
             metrics,
             identity: Arc::new(identity),
             stress_slots: Arc::new(Semaphore::new(config.stress_max_concurrent)),
+            drain: Arc::new(Drain::new(config.drain_idle_close)),
             config: Arc::new(config),
-            draining: Arc::default(),
             shutting_down: Arc::default(),
         }
     }
 
     /// True while the task is in drain mode (scale-down or shutdown).
     pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// Enters or leaves drain mode.
-    pub fn set_draining(&self, on: bool) {
-        if self.draining.swap(on, Ordering::Relaxed) != on {
-            tracing::info!(
-                draining = on,
-                in_flight = self.metrics.in_flight(),
-                "drain mode changed"
-            );
-        }
+        self.drain.is_draining()
     }
 
     /// SIGTERM: drain; in-flight work (CPU burns included) may still finish within the grace.
     pub fn begin_shutdown(&self) {
-        self.set_draining(true);
+        self.drain.begin_shutdown();
     }
 
     /// The grace period is over (or the server has stopped): long-running work ends now.

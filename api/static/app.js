@@ -114,12 +114,15 @@ function showHealth(state, text) {
 }
 
 async function refreshHealth() {
+  // /health answers 200 while the process serves (the load balancer's check must not fail
+  // for a database outage or a drain); its body says how the database is and whether the
+  // task drains.
   const res = await call("/health");
-  if (res.ok) showHealth("ok", "Service healthy");
-  else if (res.status === 503) {
-    const draining = res.body && (res.body.draining === true || /drain/i.test(JSON.stringify(res.body)));
-    showHealth("degraded", draining ? "This task is draining" : "Database unavailable");
-  } else if (res.status === 0) showHealth("error", "Service unreachable");
+  const body = res.body || {};
+  if (res.ok && body.database === "unreachable") showHealth("degraded", "Database unavailable");
+  else if (res.ok && body.draining === true) showHealth("degraded", "This task is draining");
+  else if (res.ok) showHealth("ok", "Service healthy");
+  else if (res.status === 0) showHealth("error", "Service unreachable");
   else showHealth("error", `Service error (${res.status})`);
 }
 

@@ -22,6 +22,7 @@ pub const BODY_LIMIT: usize = 4 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .route(
             "/api/visit",
             post(visits::record).layer(DefaultBodyLimit::max(visits::BODY_LIMIT)),

@@ -1,4 +1,5 @@
 //! Drain control: auth, drain/undrain, health while draining, `Connection: close`, in_flight.
+//! What drain mode does to connections is in `drain.rs`.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -52,17 +53,27 @@ async fn drain_and_undrain() {
         .unwrap();
     assert_eq!(
         status,
-        serde_json::json!({"draining": false, "in_flight": 0})
+        serde_json::json!({"draining": false, "in_flight": 0, "expires_in_s": null})
     );
 
     let resp = app.admin("POST", "/admin/drain", Some(ADMIN_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.json::<Value>().await.unwrap()["draining"], true);
 
+    // A draining task is healthy, just leaving: the load balancer's check must not fail, or
+    // ECS replaces it. Readiness says it drains.
     let health = app.health().await;
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(health.headers()["connection"], "close");
-    assert_eq!(health.json::<Value>().await.unwrap()["status"], "draining");
+    let body = health.json::<Value>().await.unwrap();
+    assert_eq!(
+        (&body["status"], &body["draining"]),
+        (&"draining".into(), &true.into())
+    );
+    assert_eq!(
+        app.get("/ready").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     // Requests are still served while draining, each telling the client to go away after.
     let visit = app.post_visit(None).await;
     assert_eq!(visit.status(), StatusCode::CREATED);
@@ -70,6 +81,7 @@ async fn drain_and_undrain() {
 
     let resp = app.admin("POST", "/admin/undrain", Some(ADMIN_TOKEN)).await;
     assert_eq!(resp.json::<Value>().await.unwrap()["draining"], false);
+    assert_eq!(app.get("/ready").await.status(), StatusCode::OK);
     let health = app.health().await;
     assert_eq!(health.status(), StatusCode::OK);
     assert!(health
@@ -89,5 +101,9 @@ async fn in_flight_counts_requests_but_not_admin_ones() {
         .json()
         .await
         .unwrap();
-    assert_eq!(s, serde_json::json!({"draining": true, "in_flight": 0}));
+    assert_eq!((&s["draining"], &s["in_flight"]), (&true.into(), &0.into()));
+    assert_eq!(
+        s["expires_in_s"], 299,
+        "the default expiry, 300 s, just started"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod chaos;
+mod drain;
 mod faults;
 mod fresh_reads;
 mod helpers;

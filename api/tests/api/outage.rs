@@ -53,11 +53,18 @@ async fn outage_fails_fast_then_recovers() {
         let visits = app.get("/api/visits").await;
         assert_json_error(visits, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
         assert!(started.elapsed() < Duration::from_secs(10));
+        // The load balancer's check stays 200 (ECS would replace every task otherwise); the
+        // body and readiness say the database is down.
         let health = app.health().await;
-        assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(health.status(), StatusCode::OK);
+        let body = health.json::<Value>().await.unwrap();
         assert_eq!(
-            health.json::<Value>().await.unwrap()["database"],
-            "unreachable"
+            (&body["database"], &body["status"]),
+            (&"unreachable".into(), &"degraded".into())
+        );
+        assert_eq!(
+            app.get("/ready").await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
         );
     }
 
@@ -77,6 +84,7 @@ async fn outage_fails_fast_then_recovers() {
         "no 201 within 5 s of the database accepting connections"
     );
     assert_eq!(app.health().await.status(), StatusCode::OK);
+    assert_eq!(app.get("/ready").await.status(), StatusCode::OK);
     eprintln!(
         "recovered {:?} after the database came back",
         back.elapsed()

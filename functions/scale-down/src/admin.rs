@@ -48,9 +48,13 @@ impl AdminClient {
         method: reqwest::Method,
         base: &str,
         path: &str,
+        body: Option<String>,
     ) -> Result<reqwest::Response, PortError> {
         let op = format!("{method} {path}");
         let mut req = self.http.request(method, format!("{base}{path}"));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -64,8 +68,13 @@ impl AdminClient {
         Ok(resp)
     }
 
-    async fn status(&self, method: reqwest::Method, base: &str) -> Result<DrainStatus, PortError> {
-        let resp = self.call(method, base, "/admin/drain").await?;
+    async fn status(
+        &self,
+        method: reqwest::Method,
+        base: &str,
+        body: Option<String>,
+    ) -> Result<DrainStatus, PortError> {
+        let resp = self.call(method, base, "/admin/drain", body).await?;
         let body: DrainBody = resp
             .json()
             .await
@@ -78,17 +87,20 @@ impl AdminClient {
 
     /// `GET /admin/drain`.
     pub async fn drain_status(&self, base: &str) -> Result<DrainStatus, PortError> {
-        self.status(reqwest::Method::GET, base).await
+        self.status(reqwest::Method::GET, base, None).await
     }
 
-    /// `POST /admin/drain`: the task starts failing /health and finishes its requests.
-    pub async fn drain(&self, base: &str) -> Result<DrainStatus, PortError> {
-        self.status(reqwest::Method::POST, base).await
+    /// `POST /admin/drain` with `{"ttl_s": ttl}`: the task keeps serving (and passing its
+    /// health check), answers with `Connection: close` and closes idle keep-alives, until `ttl`
+    /// passes without a renewal (this same call).
+    pub async fn drain(&self, base: &str, ttl: Duration) -> Result<DrainStatus, PortError> {
+        let body = serde_json::json!({ "ttl_s": ttl.as_secs().max(1) }).to_string();
+        self.status(reqwest::Method::POST, base, Some(body)).await
     }
 
     /// `POST /admin/undrain`: a rollback puts the task back in service.
     pub async fn undrain(&self, base: &str) -> Result<(), PortError> {
-        self.call(reqwest::Method::POST, base, "/admin/undrain")
+        self.call(reqwest::Method::POST, base, "/admin/undrain", None)
             .await
             .map(|_| ())
     }

@@ -299,8 +299,8 @@ impl Port for AwsPort {
         self.elb.deregistration_delay(tg).await.map_err(port_err)
     }
 
-    async fn drain(&self, task: &TaskView) -> Result<DrainStatus, PortError> {
-        self.admin.drain(&self.base_url(task)?).await
+    async fn drain(&self, task: &TaskView, ttl: Duration) -> Result<DrainStatus, PortError> {
+        self.admin.drain(&self.base_url(task)?, ttl).await
     }
 
     async fn drain_status(&self, task: &TaskView) -> Result<DrainStatus, PortError> {

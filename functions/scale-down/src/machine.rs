@@ -403,6 +403,14 @@ impl<'a, P: Port> Episode<'a, P> {
 
     /// From the marker's phase to the end (each phase is idempotent, so a replay
     /// repeats at most the one step that may have half-happened).
+    ///
+    /// ECS, not this function, takes the victim out of the load balancer: with
+    /// every other task protected, lowering desired by one makes ECS stop the
+    /// victim, and ECS deregisters a task it stops, waits for the target group's
+    /// deregistration delay (which the ALB ends as soon as the target has no
+    /// in-flight request and no connection) and only then sends SIGTERM. The
+    /// victim's drain mode closes its connections so that the ALB's drain ends
+    /// with its last request. See docs/scale-down.md for the sources.
     async fn forward(&mut self) -> Result<(), Stop> {
         if self.marker.phase.is_cancellable() {
             self.check_cancel().await?;
@@ -413,26 +421,16 @@ impl<'a, P: Port> Episode<'a, P> {
             self.protect_others(&victim).await?;
             if self.marker.phase == Phase::Protecting {
                 self.check_cancel().await?;
-                self.enter(Phase::Deregistering).await?;
+                self.marker.drain_started = self.port.now_unix();
+                self.enter(Phase::Draining).await?;
             }
-            let port = self.port;
-            let svc = self.timed("describe_service", port.service()).await?;
-            let targets = targets_of(&victim, &svc);
-            // Draining repeats the (idempotent) deregistration as well: the victim
-            // must be out of every target group before desired is lowered, whatever
-            // happened between the invocations.
-            if matches!(self.marker.phase, Phase::Deregistering | Phase::Draining) {
-                for t in &targets {
-                    self.timed("deregister_target", port.deregister(t)).await?;
-                }
-                self.check_cancel().await?;
-                if self.marker.phase == Phase::Deregistering {
-                    // The drain deadline counts from the first deregistration.
-                    self.marker.drain_started = port.now_unix();
-                    self.enter(Phase::Draining).await?;
-                }
+            // Deregistering is only found in markers written by the earlier design,
+            // which deregistered first: resumed as Draining.
+            self.start_drain(&victim).await;
+            if self.s.early_deregister {
+                self.deregister_early(&victim).await?;
             }
-            self.wait_drained(&victim, &targets).await?;
+            self.check_cancel().await?;
             self.enter(Phase::Lowering).await?;
             // A cancel written just before our Lowering marker still wins.
             self.check_cancel().await?;
@@ -480,94 +478,31 @@ impl<'a, P: Port> Episode<'a, P> {
         Ok(())
     }
 
-    async fn wait_drained(&mut self, victim: &TaskView, targets: &[Target]) -> Result<(), Stop> {
+    /// `POST /admin/drain` (with the expiry) on the victim. A victim that does not take it
+    /// is still removed safely, only slower: the ALB then waits for its idle connections
+    /// until the deregistration delay. So it is an operator check, not a rollback.
+    async fn start_drain(&mut self, victim: &TaskView) {
         let port = self.port;
-        let sent = self.timed("post_admin_drain", port.drain(victim)).await;
-        if let Err(e) = &sent {
-            self.operator_checks
-                .push(format!("the victim did not take POST /admin/drain: {e}"));
+        let sent = self
+            .timed("post_admin_drain", port.drain(victim, self.s.drain_ttl))
+            .await;
+        match sent {
+            Ok(d) => self.drain.in_flight_at_stop = Some(d.in_flight),
+            Err(e) => self
+                .operator_checks
+                .push(format!("the victim did not take POST /admin/drain: {e}")),
         }
-        let mut delay = Duration::ZERO;
-        for tg in targets
-            .iter()
-            .map(|t| t.target_group_arn.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            let d = port
-                .deregistration_delay(tg)
-                .await
-                .unwrap_or(Duration::from_secs(300));
-            delay = delay.max(d);
+    }
+
+    /// EARLY_DEREGISTER: DeregisterTargets now, so that the ALB starts draining before ECS
+    /// gets to it. Only a head start: ECS owns a service's registrations and may register the
+    /// target again (aws/containers-roadmap#251), and nothing here waits for it to stay out.
+    async fn deregister_early(&mut self, victim: &TaskView) -> Result<(), Stop> {
+        let port = self.port;
+        let svc = self.timed("describe_service", port.service()).await?;
+        for t in targets_of(victim, &svc) {
+            self.timed("deregister_target", port.deregister(&t)).await?;
         }
-        let bound = (delay + self.s.drain_margin).as_secs() as i64;
-        let drain_deadline = self.marker.drain_started + bound;
-        let t0 = Instant::now();
-        let mut last_in_flight;
-        // What the wait waited on the longest, for the report (a drain that
-        // takes long should say whether the target or the task held it).
-        let mut held_by: std::collections::BTreeMap<String, u32> = Default::default();
-        loop {
-            self.check_cancel().await?;
-            let mut on_lb = false;
-            for t in targets {
-                let state = port.target_state(t).await;
-                if !matches!(state, Ok(TargetState::Absent)) {
-                    on_lb = true;
-                    let why = match state {
-                        Ok(s) => format!("target {}:{} {s:?}", t.id, t.port),
-                        Err(e) => format!("target state unknown ({})", e.op),
-                    };
-                    *held_by.entry(why).or_default() += 1;
-                }
-            }
-            let status = port.drain_status(victim).await.ok();
-            last_in_flight = status.map(|d| d.in_flight);
-            let idle = status.is_none_or(|d| d.in_flight == 0);
-            if !idle {
-                *held_by.entry("requests in flight".into()).or_default() += 1;
-            }
-            if !on_lb && idle {
-                break;
-            }
-            if port.now_unix() >= drain_deadline {
-                self.drain.deadline_hit = true;
-                break;
-            }
-            if Instant::now() + self.s.poll_interval >= self.deadline {
-                self.steps.push(Step {
-                    name: "wait_drained".into(),
-                    ok: false,
-                    duration_ms: t0.elapsed().as_millis() as u64,
-                    detail: "function deadline: drain continues in the next invocation".into(),
-                });
-                return Err(Stop::Resume(
-                    "the drain outlasted this invocation; the next one resumes it".into(),
-                ));
-            }
-            tokio::time::sleep(self.s.poll_interval).await;
-        }
-        self.drain.in_flight_at_stop = last_in_flight;
-        self.drain.drain_ms = ((port.now_unix() - self.marker.drain_started).max(0) as u64 * 1000)
-            .max(t0.elapsed().as_millis() as u64);
-        self.steps.push(Step {
-            name: "wait_drained".into(),
-            ok: true,
-            duration_ms: t0.elapsed().as_millis() as u64,
-            detail: format!(
-                "in flight at stop: {}{}{}",
-                last_in_flight.map_or("unknown".into(), |n| n.to_string()),
-                if self.drain.deadline_hit {
-                    " (drain deadline passed)"
-                } else {
-                    ""
-                },
-                held_by
-                    .iter()
-                    .max_by_key(|(_, n)| **n)
-                    .map(|(why, n)| format!("; waited on {why} ({n} polls)"))
-                    .unwrap_or_default()
-            ),
-        });
         Ok(())
     }
 
@@ -612,44 +547,100 @@ impl<'a, P: Port> Episode<'a, P> {
             .map_err(|e| Stop::Leave(e.to_string()))
     }
 
+    /// Waits for ECS to stop the victim: it deregisters the target, the ALB drains it
+    /// (ending early once the victim has no request in flight and no connection), ECS sends
+    /// SIGTERM and the task exits. Polls DescribeTasks once per `poll_interval` (1 s on AWS),
+    /// renews the victim's drain mode while it still runs, and reads its in-flight count
+    /// (the task's own endpoint, not an AWS API) for the report's drain figures.
     async fn wait_stopped(&mut self) -> Result<(), Stop> {
         let port = self.port;
         let id = self.marker.victim.clone();
-        let give_up = self.marker.lowered_at + self.s.stop_timeout.as_secs() as i64;
+        // ECS waits up to the deregistration delay, then up to stopTimeout after SIGTERM.
+        let delay = self.deregistration_delay().await;
+        let give_up = self.marker.lowered_at
+            + (delay + self.s.drain_margin + self.s.stop_timeout).as_secs() as i64;
         let t0 = Instant::now();
+        let renew_every = (self.s.drain_ttl / 3).max(self.s.poll_interval);
+        let mut renewed = Instant::now();
+        let mut drained_at: Option<Duration> = None;
+        let mut in_flight_seen = 0u64;
         loop {
             match port.task(&id).await {
                 Ok(None) => break,
                 Ok(Some(t)) if t.is_stopped() => break,
-                // Still serving: a scale-out that raised desired after we
-                // lowered it (it read the marker before Lowering) means ECS
-                // will never stop the victim. Keep it instead of timing out.
-                Ok(Some(t)) if t.is_running() => self.check_raised().await?,
-                _ => {}
+                Ok(Some(t)) => {
+                    // Still serving: a scale-out that raised desired after we
+                    // lowered it (it read the marker before Lowering) means ECS
+                    // will never stop the victim. Keep it instead of timing out.
+                    if t.is_running() {
+                        self.check_raised().await?;
+                    }
+                    if renewed.elapsed() >= renew_every {
+                        renewed = Instant::now();
+                        // Best effort: a task that has begun to exit no longer answers.
+                        let _ = port.drain(&t, self.s.drain_ttl).await;
+                    }
+                    if let Ok(d) = port.drain_status(&t).await {
+                        self.drain.in_flight_at_stop = Some(d.in_flight);
+                        in_flight_seen = in_flight_seen.max(d.in_flight);
+                        match (d.in_flight, drained_at) {
+                            (0, None) => drained_at = Some(t0.elapsed()),
+                            (n, Some(_)) if n > 0 => drained_at = None,
+                            _ => {}
+                        }
+                    }
+                }
+                Err(_) => {}
             }
             if port.now_unix() >= give_up {
                 return Err(Stop::Rollback(
                     Outcome::RolledBack,
                     format!(
                         "victim {id} did not stop within {:?} of desired - 1",
-                        self.s.stop_timeout
+                        delay + self.s.drain_margin + self.s.stop_timeout
                     ),
                 ));
             }
             if Instant::now() + self.s.poll_interval >= self.deadline {
                 return Err(Stop::Resume(
-                    "the victim was still stopping at the function deadline".into(),
+                    "the victim was still stopping at the function deadline; the next invocation resumes the wait".into(),
                 ));
             }
             tokio::time::sleep(self.s.poll_interval).await;
         }
+        let stopped = t0.elapsed();
+        let drained = drained_at.unwrap_or(stopped);
+        self.drain.drain_ms = drained.as_millis() as u64;
+        self.drain.deadline_hit = stopped.as_secs() >= delay.as_secs() && delay > Duration::ZERO;
         self.steps.push(Step {
             name: "wait_stopped".into(),
             ok: true,
-            duration_ms: t0.elapsed().as_millis() as u64,
-            detail: String::new(),
+            duration_ms: stopped.as_millis() as u64,
+            detail: format!(
+                "in flight 0 after {} ms (at most {in_flight_seen} seen), STOPPED after {} ms",
+                drained.as_millis(),
+                stopped.as_millis()
+            ),
         });
         Ok(())
+    }
+
+    /// The longest deregistration delay of the service's target groups (300 s, the ALB's
+    /// default, when it cannot be read).
+    async fn deregistration_delay(&mut self) -> Duration {
+        let port = self.port;
+        let Ok(svc) = port.service().await else {
+            return Duration::from_secs(300);
+        };
+        let mut delay = Duration::ZERO;
+        for lb in &svc.load_balancers {
+            let d = port
+                .deregistration_delay(&lb.target_group_arn)
+                .await
+                .unwrap_or(Duration::from_secs(300));
+            delay = delay.max(d);
+        }
+        delay
     }
 
     /// During the wait for STOPPED, with the victim still RUNNING: desired
@@ -695,14 +686,23 @@ impl<'a, P: Port> Episode<'a, P> {
                 .timed("describe_service", port.service())
                 .await
                 .map_err(|e| e.to_string())?;
+            // Only an early deregistration (EARLY_DEREGISTER) takes a target out before
+            // desired is lowered; ECS registers its tasks itself otherwise.
             for t in targets_of(&v, &svc) {
+                let state = self
+                    .timed("describe_target_health", port.target_state(&t))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if state == TargetState::Registered {
+                    continue;
+                }
                 self.timed("register_target", port.register(&t))
                     .await
                     .map_err(|e| e.to_string())?;
                 self.rollback_actions
                     .push(format!("re-registered target {}:{}", t.id, t.port));
             }
-            // A task left in drain mode fails its health checks: retry next time.
+            // Drain mode would close the task's connections until it expires: retry next time.
             self.timed("post_admin_undrain", port.undrain(&v))
                 .await
                 .map_err(|e| format!("task {id} is still in drain mode: {e}"))?;

@@ -163,8 +163,8 @@ pub trait Port {
     async fn target_state(&self, target: &Target) -> Result<TargetState, PortError>;
     /// The target group's `deregistration_delay.timeout_seconds`.
     async fn deregistration_delay(&self, target_group_arn: &str) -> Result<Duration, PortError>;
-    /// `POST /admin/drain` on the task.
-    async fn drain(&self, task: &TaskView) -> Result<DrainStatus, PortError>;
+    /// `POST /admin/drain` on the task: enters, or renews, drain mode for `ttl`.
+    async fn drain(&self, task: &TaskView, ttl: Duration) -> Result<DrainStatus, PortError>;
     /// `GET /admin/drain` on the task.
     async fn drain_status(&self, task: &TaskView) -> Result<DrainStatus, PortError>;
     /// `POST /admin/undrain` on the task.

@@ -22,8 +22,15 @@ pub struct Settings {
     pub stop_timeout: Duration,
     /// Time kept back from the Lambda deadline to persist state and report.
     pub deadline_reserve: Duration,
-    /// Pause between polls of the drain and of the task state.
+    /// Pause between polls of the victim's state (DescribeTasks, and its drain status) while
+    /// waiting for STOPPED: 1 s by default, the floor on AWS.
     pub poll_interval: Duration,
+    /// Expiry of the victim's drain mode; the episode renews it while it waits, so a lost
+    /// `POST /admin/undrain` ends by itself.
+    pub drain_ttl: Duration,
+    /// Deregister the victim before lowering desired: a head start for the ALB's drain. ECS
+    /// owns service targets and may register it again, so nothing waits on it.
+    pub early_deregister: bool,
     /// DRY_RUN: decide and report, change nothing.
     pub dry_run: bool,
     pub region: Option<String>,
@@ -52,7 +59,9 @@ impl Settings {
             drain_margin: Duration::from_secs(10),
             stop_timeout: Duration::from_secs(120),
             deadline_reserve: Duration::from_secs(5),
-            poll_interval: Duration::from_millis(250),
+            poll_interval: Duration::from_secs(1),
+            drain_ttl: Duration::from_secs(300),
+            early_deregister: false,
             dry_run: false,
             region: None,
             scale_in_alarms: Vec::new(),
@@ -87,6 +96,9 @@ impl Settings {
         s.deadline_reserve = c.drain_margin;
         s.drain_margin = c.drain_margin.max(s.drain_margin);
         s.dry_run = c.dry_run;
+        s.poll_interval = c.poll_interval;
+        s.drain_ttl = c.drain_ttl;
+        s.early_deregister = c.early_deregister;
         s.region = std::env::var("AWS_REGION").ok();
         s.scale_in_alarms = c.scale_in_alarms.clone();
         s.scale_in_window = c.scale_in_window;

@@ -1,6 +1,7 @@
 //! scale-down against the emulator through the production `AwsPort` (real SDK
-//! clients): victim selection over real `describe_tasks` output, deregistration
-//! from a real target group, the desired-count change, the report.
+//! clients): victim selection over real `describe_tasks` output, drain mode,
+//! the desired-count change (the agent, playing ECS, deregisters the victim from
+//! a real target group and stops it), the report.
 
 mod emulated;
 
@@ -30,7 +31,7 @@ async fn removes_the_task_with_fewest_in_flight_through_the_real_clients() {
     assert_eq!(drain.fallback, None);
     assert_eq!(drain.in_flight_at_stop, Some(0));
     assert!(!drain.deadline_hit, "{drain:?}");
-    // The victim was told to drain, left the target group, and ECS stopped it.
+    // The victim was told to drain; ECS took it out of the target group and stopped it.
     assert_eq!(victim.fake.state.lock().unwrap().drain_calls, 1);
     let stopped: Vec<String> = w
         .stopped
@@ -50,9 +51,7 @@ async fn removes_the_task_with_fewest_in_flight_through_the_real_clients() {
     assert_eq!(json["outcome"], "completed");
     for step in [
         "protect_tasks",
-        "deregister_target",
         "post_admin_drain",
-        "wait_drained",
         "update_service",
         "wait_stopped",
         "release_protection",

@@ -27,6 +27,9 @@
 //! | `TASK_PORT` | unset | port of the tasks' HTTP server (unset: from the task definition) |
 //! | `DRAIN_MARGIN_S` | 5 | scale-in: seconds kept in reserve before the function's deadline |
 //! | `PROTECTION_EXPIRY_MIN` | 15 | scale-in: task protection expiry, so a crash never leaves it forever |
+//! | `POLL_INTERVAL_MS` | 1000 | scale-in: pause between polls of ECS (and the task) while waiting for STOPPED; keep ≥ 1000 on AWS |
+//! | `DRAIN_TTL_S` | 300 | scale-in: the victim's drain mode ends by itself after this long unless the episode renews it |
+//! | `EARLY_DEREGISTER` | false | scale-in: also DeregisterTargets the victim before lowering desired (a head start; never relied upon) |
 //! | `TASK_IP_PREFIX_REWRITE` | unset | `FROM=TO` rewrite of task IPs before HTTP calls (local stack only) |
 //! | `SCALE_IN_ALARMS` | unset | scale-down: comma-separated alarm names the reconcile schedule re-reads (DescribeAlarms); one still in ALARM scales in as if it had just fired |
 //! | `SCALE_IN_ALARM_PERIOD_S`, `SCALE_IN_ALARM_EVALUATION_PERIODS` | 0, 1 | the scale-in alarm's window (their product): no scale-in until this long after the last scale-out |
@@ -156,6 +159,12 @@ pub struct Config {
     pub task_port: Option<u16>,
     pub drain_margin: Duration,
     pub protection_expiry_min: i32,
+    /// `POLL_INTERVAL_MS`: the scale-in's wait polls no faster (ECS API rate limits on AWS).
+    pub poll_interval: Duration,
+    /// `DRAIN_TTL_S`: the expiry sent with each `POST /admin/drain` (renewed while waiting).
+    pub drain_ttl: Duration,
+    /// `EARLY_DEREGISTER`: deregister the victim before lowering desired, as a head start.
+    pub early_deregister: bool,
     pub ip_rewrite: Option<IpRewrite>,
     /// `SCALE_IN_ALARMS`: CloudWatch invokes an alarm action only on a state change, so
     /// scale-down's reconcile schedule re-reads these alarms and scales in while one stays
@@ -300,6 +309,9 @@ impl Config {
             task_port: env.parse_opt("TASK_PORT")?,
             drain_margin: Duration::from_secs(env.parse_or("DRAIN_MARGIN_S", 5)?),
             protection_expiry_min: env.parse_or("PROTECTION_EXPIRY_MIN", 15)?,
+            poll_interval: Duration::from_millis(env.parse_or("POLL_INTERVAL_MS", 1000)?.max(10)),
+            drain_ttl: Duration::from_secs(env.parse_or("DRAIN_TTL_S", 300)?.clamp(30, 3600)),
+            early_deregister: env.bool_or("EARLY_DEREGISTER", false)?,
             ip_rewrite,
             scale_in_alarms,
             scale_in_window: Duration::from_secs(in_period.saturating_mul(in_periods)),

@@ -109,13 +109,16 @@ fn encode_keys(keys: &[ActionKey]) -> String {
 pub enum Phase {
     /// Protecting every other task from ECS's own victim choice.
     Protecting,
-    /// Removing the victim from its target groups.
+    /// Written only by the earlier design, which deregistered the victim itself
+    /// first; scale-down resumes it as `Draining`.
     Deregistering,
-    /// Waiting for the victim's in-flight requests to finish.
+    /// The victim is told to drain (its connections close once idle); desired
+    /// is not lowered yet.
     Draining,
-    /// Desired count lowered; ECS stops the victim.
+    /// Lowering desired by one; ECS then deregisters and stops the victim.
     Lowering,
-    /// Waiting for the victim to reach STOPPED.
+    /// Waiting for the victim to reach STOPPED (ECS deregisters it, the ALB
+    /// drains it, ECS sends SIGTERM).
     Verifying,
     /// Releasing the other tasks' protection.
     Releasing,

@@ -221,6 +221,8 @@ pub fn function_env(moto: &Moto, stack: &Stack) -> BTreeMap<String, String> {
         ("ADMIN_TOKEN", ADMIN_TOKEN.into()),
         ("TASK_PORT", TASK_PORT.to_string()),
         ("TASK_IP_PREFIX_REWRITE", rewrite),
+        // Fast locally; the template keeps the 1 s default for ECS on AWS.
+        ("POLL_INTERVAL_MS", "200".into()),
         ("AWS_ENDPOINT_URL", moto.endpoint()),
         ("AWS_REGION", test_support::moto::REGION.into()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),

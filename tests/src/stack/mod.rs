@@ -31,7 +31,7 @@ use test_support::moto::Moto;
 
 pub use lambda::Lambdas;
 pub use proxy::Proxy;
-pub use runner::{LiveTask, Runner};
+pub use runner::{LiveTask, Runner, RunnerOptions};
 
 /// Cluster name (contracts.md).
 pub const CLUSTER: &str = "visits";

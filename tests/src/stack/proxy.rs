@@ -3,20 +3,33 @@
 //! HAProxy listens on a free loopback port with one backend of [`SLOTS`]
 //! server slots (`server-template`, all in maintenance at first). A sync loop
 //! keeps the slots in step with the emulator's target group, through
-//! HAProxy's runtime API (a unix socket):
+//! HAProxy's runtime API (a unix socket), following the ALB's documented rules
+//! (Application Load Balancers user guide, "Target groups for your
+//! Application Load Balancers" -> "Deregistration delay",
+//! <https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay>):
 //! - a registered target gets a free slot: `set server … addr <loopback twin>`,
 //!   then `state ready`;
-//! - a target that left the group (deregistered; moto drops it at once) has its
-//!   slot set to `drain`: no new requests, the ones in flight finish;
-//! - a draining slot with no session left goes to `maint` and is free again,
-//!   and the proxy tells the emulator (`/moto-ext/target-drained`), which then
-//!   ends the target's `draining` state: that is what scale-down waits for,
-//!   as it waits for the ALB on AWS;
-//! - a draining target registered again (a rolled-back scale-in) is `ready` again.
+//! - a deregistered target (`draining` in the emulator) has its slot set to
+//!   `drain`: "Elastic Load Balancing stops sending requests to targets that
+//!   are deregistering", while the requests in flight finish;
+//! - "If a deregistering target has no in-flight requests and no active
+//!   connections, Elastic Load Balancing immediately completes the
+//!   deregistration process": a draining slot with no request and no open
+//!   connection (HAProxy's busy and idle server connections) goes to `maint`,
+//!   is free again, and the proxy tells the emulator
+//!   (`/moto-ext/target-drained`), which ends the target's `draining` state;
+//! - "the load balancer … closes any remaining connections" once the
+//!   deregistration delay has passed: the slot's sessions are shut down
+//!   (`shutdown sessions server`) and the deregistration completes;
+//! - a draining target registered again (a rolled-back scale-in, or ECS
+//!   registering it again) is `ready` again.
 //!
-//! This is what makes "stop traffic, then drain" real on the local stack.
-//! HAProxy also health-checks `/health` like the ALB's target group, and
-//! retries a request whose connection failed on another server.
+//! HAProxy keeps its connections to the tasks alive between requests, as the
+//! ALB does (idle ones are kept for a minute, not purged after 5 s), so a
+//! draining task's deregistration only completes early when the task closes
+//! its idle keep-alive connections itself. HAProxy also health-checks
+//! `/health` like the target group, and retries a request whose connection
+//! failed on another server.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -39,6 +52,8 @@ const BACKEND: &str = "tasks";
 /// Poll period of the sync loop: how long a deregistered target may still get
 /// new requests, at most (plus one describe_target_health call).
 const TICK: Duration = Duration::from_millis(150);
+/// The target group's deregistration delay: what is left on a draining target then is cut.
+const DELAY: Duration = Duration::from_secs(super::DEREGISTRATION_DELAY_S as u64);
 
 /// What the proxy is doing with one server slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +81,8 @@ pub struct ProxyServer {
     pub status: String,
     /// Requests (sessions) in progress on the server now.
     pub sessions: u64,
+    /// Connections open to the server now, busy or idle (keep-alive).
+    pub connections: u64,
     /// Requests it has served since start.
     pub total: u64,
 }
@@ -246,8 +263,8 @@ struct Sync {
     stack: Stack,
     socket: PathBuf,
     shared: Arc<Shared>,
-    /// Slot i (server `task{i+1}`): its target and whether it drains.
-    slots: Vec<Option<(String, bool)>>,
+    /// Slot i (server `task{i+1}`): its target and since when it drains.
+    slots: Vec<Option<(String, Option<Instant>)>>,
 }
 
 impl Sync {
@@ -263,32 +280,49 @@ impl Sync {
     async fn tick(&mut self) -> anyhow::Result<()> {
         let (registered, draining) = self.targets().await?;
         let stats = self.stats()?;
+        let conns = self.connections()?;
         for (i, slot) in self.slots.clone().into_iter().enumerate() {
             let name = slot_name(i);
             match slot {
-                Some((target, true)) if registered.contains(&target) => {
+                Some((target, Some(_))) if registered.contains(&target) => {
                     self.set_state(&name, "ready")?;
-                    self.slots[i] = Some((target.clone(), false));
+                    self.slots[i] = Some((target.clone(), None));
                     self.shared
                         .note(format!("{name} READY again ({target} registered again)"));
                 }
-                Some((target, false)) if registered.contains(&target) => {}
-                Some((target, false)) => {
+                Some((target, None)) if registered.contains(&target) => {}
+                Some((target, None)) => {
                     self.set_state(&name, "drain")?;
-                    self.slots[i] = Some((target.clone(), true));
+                    self.slots[i] = Some((target.clone(), Some(Instant::now())));
                     let n = stats.get(&name).map_or(0, |s| s.sessions);
+                    let c = conns.get(&name).copied().unwrap_or(0);
                     self.shared.note(format!(
-                        "{name} DRAIN ({target} deregistered, {n} in flight): no new requests"
+                        "{name} DRAIN ({target} deregistered, {n} in flight, {c} connections): no new requests"
                     ));
                 }
-                Some((target, true)) => {
+                Some((target, Some(since))) => {
                     let busy = stats.get(&name).is_none_or(|s| s.sessions + s.queued > 0);
-                    if !busy {
+                    let open = conns.get(&name).copied().unwrap_or(0);
+                    if !busy && open == 0 {
                         self.set_state(&name, "maint")?;
                         self.report_drained(&target)?;
                         self.slots[i] = None;
-                        self.shared
-                            .note(format!("{name} MAINT ({target} drained: 0 in flight)"));
+                        self.shared.note(format!(
+                            "{name} MAINT ({target} drained: 0 in flight, 0 connections, after {} ms)",
+                            since.elapsed().as_millis()
+                        ));
+                    } else if since.elapsed() >= DELAY {
+                        let n = stats.get(&name).map_or(0, |s| s.sessions);
+                        self.set_state(&name, "maint")?;
+                        runtime(
+                            &self.socket,
+                            &format!("shutdown sessions server {BACKEND}/{name}"),
+                        )?;
+                        self.report_drained(&target)?;
+                        self.slots[i] = None;
+                        self.shared.note(format!(
+                            "{name} MAINT ({target} CUT at the {DELAY:?} deregistration delay: {n} in flight, {open} connections closed)"
+                        ));
                     }
                 }
                 None => {}
@@ -311,7 +345,7 @@ impl Sync {
                 &format!("set server {BACKEND}/{name} addr {twin} port {port}"),
             )?;
             self.set_state(&name, "ready")?;
-            self.slots[i] = Some((target.clone(), false));
+            self.slots[i] = Some((target.clone(), None));
             self.shared.note(format!(
                 "{name} READY -> {twin}:{port} ({target} registered)"
             ));
@@ -373,17 +407,26 @@ impl Sync {
         parse_stats(&runtime(&self.socket, "show stat")?)
     }
 
+    /// Open connections per server (busy plus idle keep-alive).
+    fn connections(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        parse_connections(&runtime(
+            &self.socket,
+            &format!("show servers conn {BACKEND}"),
+        )?)
+    }
+
     /// Publishes the slots (sync state + HAProxy's stats) for [`Proxy::servers`].
     fn refresh_view(&self) -> anyhow::Result<()> {
         let stats = self.stats()?;
+        let conns = self.connections()?;
         let view = (0..SLOTS)
             .map(|i| {
                 let name = slot_name(i);
                 let stat = stats.get(&name).cloned().unwrap_or_default();
                 let (target, state) = match &self.slots[i] {
                     None => (None, SlotState::Free),
-                    Some((t, false)) => (Some(t.clone()), SlotState::Ready),
-                    Some((t, true)) => (Some(t.clone()), SlotState::Draining),
+                    Some((t, None)) => (Some(t.clone()), SlotState::Ready),
+                    Some((t, Some(_))) => (Some(t.clone()), SlotState::Draining),
                 };
                 ProxyServer {
                     slot: name,
@@ -392,6 +435,7 @@ impl Sync {
                     state,
                     status: stat.status,
                     sessions: stat.sessions,
+                    connections: conns.get(&name).copied().unwrap_or(0),
                     total: stat.total,
                 }
             })
@@ -459,6 +503,35 @@ fn parse_stats(csv: &str) -> anyhow::Result<BTreeMap<String, Stat>> {
     Ok(out)
 }
 
+/// Parses `show servers conn <backend>` (HAProxy 2.4+; header `# bkname/svname
+/// bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb
+/// safe_nb idle_lim idle_cur …`) into open connections per server: the busy
+/// ones (`used_cur`) plus the idle ones kept for reuse (`idle_cur`).
+fn parse_connections(text: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .and_then(|h| h.strip_prefix("# "))
+        .with_context(|| format!("show servers conn: no header in {text:?}"))?;
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let col = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .with_context(|| format!("show servers conn: no column {name}"))
+    };
+    let (used, idle) = (col("used_cur")?, col("idle_cur")?);
+    let mut out = BTreeMap::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let Some((_, server)) = f.first().and_then(|n| n.split_once('/')) else {
+            continue;
+        };
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        out.insert(server.to_string(), num(used) + num(idle));
+    }
+    Ok(out)
+}
+
 /// One runtime API command on the admin socket (non-interactive: one
 /// command per connection). HAProxy answers errors as text, so an answer that
 /// does not look like success for a `set` command is an error here.
@@ -513,7 +586,9 @@ backend {BACKEND}
     option httpchk GET /health
     http-check expect status 200
     timeout check 5s
-    default-server inter 1s fall 3 rise 1
+    default-server inter 1s fall 3 rise 1 pool-purge-delay 60s
+    # Idle connections to the tasks stay open for reuse, as the ALB keeps them.
+    http-reuse always
     server-template task 1-{SLOTS} 127.0.0.1:9 check disabled
 "#,
         socket = socket.display()
@@ -547,6 +622,16 @@ mod tests {
         assert_eq!(stats["task1"].addr, "127.0.1.7:8080");
         assert_eq!(stats["task2"].queued, 1);
         assert_eq!(stats["task2"].status, "MAINT");
+    }
+
+    #[test]
+    fn connections_count_busy_and_idle() {
+        let text = "# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[2]\n\
+                    tasks/task1 3/1 127.0.1.7 8080 - 60000 2 4 0 0 3 -1 3 3 0\n\
+                    tasks/task2 3/2 127.0.0.1 9 - 60000 0 0 0 0 0 -1 0 0 0\n";
+        let c = parse_connections(text).unwrap();
+        assert_eq!(c["task1"], 5);
+        assert_eq!(c["task2"], 0);
     }
 
     #[test]

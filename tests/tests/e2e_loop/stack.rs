@@ -28,6 +28,8 @@ pub struct Env {
     pub runner: Runner,
     pub proxy: Proxy,
     pub lambdas: Lambdas,
+    /// scale-down alone with `EARLY_DEREGISTER=true` (the head start).
+    pub early: Lambdas,
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -54,12 +56,21 @@ fn env() -> &'static Env {
             let lambdas = Lambdas::start(moto, &stack, &FUNCTIONS, &[])
                 .await
                 .expect("functions under the runtime emulator");
+            let early = Lambdas::start(
+                moto,
+                &stack,
+                &["scale-down"],
+                &[("EARLY_DEREGISTER", "true")],
+            )
+            .await
+            .expect("scale-down with EARLY_DEREGISTER under the runtime emulator");
             Env {
                 moto,
                 stack,
                 runner,
                 proxy,
                 lambdas,
+                early,
             }
         })
     })
@@ -163,9 +174,13 @@ impl Env {
     }
 
     pub async fn invoke(&self, function: &str, payload: &Value) -> Invocation {
+        self.invoke_on(&self.lambdas, function, payload).await
+    }
+
+    /// [`Env::invoke`] on another set of functions (e.g. [`Env::early`]).
+    pub async fn invoke_on(&self, on: &Lambdas, function: &str, payload: &Value) -> Invocation {
         self.runner.note(format!("invoke {function}"));
-        let done = self
-            .lambdas
+        let done = on
             .invoke(function, payload)
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
@@ -184,11 +199,12 @@ impl Env {
     pub fn story(&self) -> String {
         let proxy: Vec<String> = self.proxy.events().into_iter().map(|e| e.what).collect();
         format!(
-            "runner:\n{}\nproxy:\n{}\nscale-up log:\n{}\nscale-down log:\n{}",
+            "runner:\n{}\nproxy:\n{}\nscale-up log:\n{}\nscale-down log:\n{}\nscale-down (early) log:\n{}",
             self.runner.timeline().join("\n"),
             proxy.join("\n"),
             tail(&self.lambdas.log("scale-up")),
             tail(&self.lambdas.log("scale-down")),
+            tail(&self.early.log("scale-down")),
         )
     }
 

@@ -1,8 +1,10 @@
 //! An in-memory ECS service + target group + tasks behind the [`Port`] trait,
 //! with fault injection, crashes and a concurrent scale-up, for the episode
 //! tests and the interleaving proptest. It plays ECS's part faithfully where the
-//! invariants depend on it: lowering desired stops an unprotected task only,
-//! a stopped task leaves its target group, raising desired starts tasks.
+//! invariants depend on it: lowering desired stops an unprotected task only, the
+//! way ECS does (deregister its target, let the load balancer drain it, then stop
+//! it), raising desired starts tasks, and with `ecs_reregisters` a running
+//! task's target that someone else deregistered is registered again.
 #![allow(dead_code)]
 
 use scale_down::port::*;
@@ -19,6 +21,8 @@ pub const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:target
 pub struct FakeTask {
     pub id: String,
     pub running: bool,
+    /// ECS is stopping it (desired STOPPED): deregistered, draining, then STOPPED.
+    pub stopping: bool,
     pub protected: bool,
     pub draining: bool,
     pub in_flight: u64,
@@ -54,6 +58,11 @@ pub struct State {
     pub log: Vec<String>,
     /// What DescribeAlarms answers (the reconcile schedule's SCALE_IN_ALARMS).
     pub alarms: Vec<scale_down::port::AlarmView>,
+    /// ECS registers again a running service task's target that someone else
+    /// deregistered (reported by users: aws/containers-roadmap#251).
+    pub ecs_reregisters: bool,
+    /// Targets ECS registered again, for the tests to see it happened.
+    pub reregistered: usize,
 }
 
 pub struct World {
@@ -118,7 +127,7 @@ impl World {
             if s.tags.contains_key(episode::EPISODE) {
                 errs.push(format!("marker left: {}", s.tags[episode::EPISODE]));
             }
-            for t in s.tasks.iter().filter(|t| t.running) {
+            for t in s.tasks.iter().filter(|t| t.running && !t.stopping) {
                 if t.protected {
                     errs.push(format!("protection left on {}", t.id));
                 }
@@ -129,8 +138,8 @@ impl World {
                     errs.push(format!("{} runs in drain mode", t.id));
                 }
             }
-            if s.running() as i32 != s.desired {
-                errs.push(format!("running {} != desired {}", s.running(), s.desired));
+            if s.kept() as i32 != s.desired {
+                errs.push(format!("running {} != desired {}", s.kept(), s.desired));
             }
             if s.desired < s.min || s.desired > s.max {
                 errs.push(format!(
@@ -169,6 +178,7 @@ impl State {
         self.tasks.push(FakeTask {
             id,
             running: true,
+            stopping: false,
             protected: false,
             draining: false,
             in_flight: 0,
@@ -182,29 +192,69 @@ impl State {
         });
     }
 
-    /// ECS's service scheduler: converge running on desired, never stopping a protected task.
+    /// Tasks ECS keeps (desired status RUNNING).
+    pub fn kept(&self) -> usize {
+        self.tasks
+            .iter()
+            .filter(|t| t.running && !t.stopping)
+            .count()
+    }
+
+    /// ECS's service scheduler: converge the kept tasks on desired, never
+    /// choosing a protected task; a task it stops is deregistered first and
+    /// stops once drained (see `advance`).
     fn reconcile(&mut self) {
-        while (self.running() as i32) < self.desired {
+        while (self.kept() as i32) < self.desired {
             self.start_task(0);
         }
-        while (self.running() as i32) > self.desired {
-            let Some(t) = self.tasks.iter_mut().find(|t| t.running && !t.protected) else {
+        while (self.kept() as i32) > self.desired {
+            let Some(t) = self
+                .tasks
+                .iter_mut()
+                .find(|t| t.running && !t.stopping && !t.protected)
+            else {
                 break;
             };
+            t.stopping = true;
+            let id = t.id.clone();
+            if self.registered.remove(&id) {
+                self.deregistering.insert(id);
+            }
+        }
+        if self.ecs_reregisters {
+            let lost: Vec<String> = self
+                .tasks
+                .iter()
+                .filter(|t| t.running && !t.stopping && !self.registered.contains(&t.id))
+                .map(|t| t.id.clone())
+                .collect();
+            for id in lost {
+                self.deregistering.remove(&id);
+                self.registered.insert(id);
+                self.reregistered += 1;
+            }
+        }
+        self.advance();
+    }
+
+    /// Time passing for stopping tasks: requests finish one at a time; a task
+    /// with none left has no connection either (drain mode), so the load
+    /// balancer completes its deregistration and ECS stops it.
+    fn advance(&mut self) {
+        for t in self.tasks.iter_mut().filter(|t| t.running && t.stopping) {
+            if t.in_flight > 0 {
+                t.in_flight -= 1;
+                continue;
+            }
             if self.registered.contains(&t.id) {
                 self.violations
                     .push(format!("ECS stopped {} while still registered", t.id));
             }
-            if t.in_flight > 0 {
-                self.violations.push(format!(
-                    "ECS stopped {} with {} in flight",
-                    t.id, t.in_flight
-                ));
-            }
             t.running = false;
+            t.stopping = false;
             t.protected = false;
-            let id = t.id.clone();
-            self.registered.remove(&id);
+            t.draining = false;
+            self.deregistering.remove(&t.id);
         }
     }
 
@@ -230,7 +280,12 @@ impl State {
             arn: format!("arn:aws:ecs:us-east-1:123456789012:task/visits/{}", t.id),
             id: t.id.clone(),
             last_status: if t.running { "RUNNING" } else { "STOPPED" }.into(),
-            desired_status: if t.running { "RUNNING" } else { "STOPPED" }.into(),
+            desired_status: if t.running && !t.stopping {
+                "RUNNING"
+            } else {
+                "STOPPED"
+            }
+            .into(),
             private_ip: Some(ip(&t.id)),
             availability_zone: Some(t.az.clone()),
             started_at: Some(t.started),
@@ -254,7 +309,7 @@ impl Port for World {
             s.reconcile();
             ServiceView {
                 desired: s.desired,
-                running: s.running() as i32,
+                running: s.kept() as i32,
                 pending: 0,
                 deployments: vec![DeploymentView {
                     status: "PRIMARY".into(),
@@ -276,7 +331,7 @@ impl Port for World {
             s.reconcile();
             s.tasks
                 .iter()
-                .filter(|t| t.running)
+                .filter(|t| t.running && !t.stopping)
                 .map(|t| s.view(t))
                 .collect()
         }))
@@ -284,7 +339,10 @@ impl Port for World {
 
     async fn task(&self, id: &str) -> Result<Option<TaskView>, PortError> {
         self.gate("DescribeTasks")?;
-        Ok(self.with(|s| s.tasks.iter().find(|t| t.id == id).map(|t| s.view(t))))
+        Ok(self.with(|s| {
+            s.reconcile();
+            s.tasks.iter().find(|t| t.id == id).map(|t| s.view(t))
+        }))
     }
 
     async fn put_tags(&self, tags: &[(String, String)]) -> Result<(), PortError> {
@@ -371,7 +429,7 @@ impl Port for World {
         Ok(Duration::from_secs(30))
     }
 
-    async fn drain(&self, task: &TaskView) -> Result<DrainStatus, PortError> {
+    async fn drain(&self, task: &TaskView, _ttl: Duration) -> Result<DrainStatus, PortError> {
         self.gate("POST /admin/drain")?;
         self.with(|s| {
             let t = s
@@ -401,8 +459,9 @@ impl Port for World {
                 draining: t.draining,
                 in_flight: t.in_flight,
             };
-            // Requests finish over time while the task is out of the target group.
-            if t.draining && t.in_flight > 0 {
+            // Requests finish over time while the task drains (once ECS stops it,
+            // time passes in `advance`).
+            if t.draining && t.in_flight > 0 && !t.stopping {
                 t.in_flight -= 1;
             }
             Ok(status)

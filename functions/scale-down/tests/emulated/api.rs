@@ -1,7 +1,9 @@
 //! The real visits-api binary as the victim task: a fresh database, bound on
 //! the loopback twin of the task's emulated IP, with a slow request
-//! (`POST /api/stress`) in flight when the episode starts; ECS's part (SIGTERM
-//! once desired drops, then STOPPED) is played here.
+//! (`POST /api/stress`) in flight when the episode starts; ECS's part once
+//! desired drops is played here as ECS documents it: deregister the target,
+//! let the load balancer drain it (until the task has no request in flight, or
+//! the deregistration delay), SIGTERM, then STOPPED.
 //!
 //! Builds the debug API binary on first use; needs PostgreSQL (`make setup`).
 //! `DEBUG_CALLS=1` prints every call of the episode with when it was answered.
@@ -152,12 +154,52 @@ pub async fn slow_request_episode(name: &str, slow_s: u64) -> SlowEpisode {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // ECS's part once desired drops: SIGTERM the task, then STOPPED.
+    // ECS's part once desired drops: desired status STOPPED, deregister, the
+    // ALB's drain (ended early once nothing is in flight), SIGTERM, STOPPED.
     w.calls.notify_after("ecs:UpdateService", 0);
     let lowered = w.calls.crash.clone();
     let task = arn.clone();
+    let (elb, tg, target_ip, target_port) = (w.elb.clone(), w.tg.clone(), ip.clone(), w.port);
+    let drain_url = format!("http://{addr}:{api_port}/admin/drain");
     let ecs_stops = async move {
         lowered.notified().await;
+        let t = task.clone();
+        tokio::task::spawn_blocking(move || {
+            test_support::moto::shared().set_task_status(&t, Some("RUNNING"), Some("STOPPED"))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        elb.deregister_targets()
+            .target_group_arn(&tg)
+            .targets(
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(&target_ip)
+                    .port(i32::from(target_port))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let delay_ends = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < delay_ends {
+            let idle = http
+                .get(&drain_url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()
+                .map(|r| r.json::<serde_json::Value>());
+            let idle = match idle {
+                Some(body) => body.await.is_ok_and(|b| b["in_flight"] == 0),
+                None => false,
+            };
+            if idle {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let sigterm = Instant::now();
         api.signal(Signal::SIGTERM).unwrap();
         let mut api = api;

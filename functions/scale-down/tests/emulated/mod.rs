@@ -407,9 +407,11 @@ fn target(ip: &str, port: u16) -> TargetDescription {
         .build()
 }
 
-/// Plays ECS: while more tasks run than desired, stop an unprotected one (its
-/// target leaves the group, it reaches STOPPED, its server stops answering).
-/// All protected: wait, as ECS does.
+/// Plays ECS: while more tasks run than desired, stop an unprotected one the
+/// way ECS does (desired status STOPPED, target deregistered, the load balancer
+/// drains it until its requests are done or the 5 s deregistration delay has
+/// passed, then STOPPED and its server stops answering). All protected: wait,
+/// as ECS does.
 struct Agent {
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
@@ -473,12 +475,25 @@ impl Agent {
             else {
                 continue;
             };
+            let arn = victim.arn.clone();
+            tokio::task::spawn_blocking(move || {
+                moto::shared().set_task_status(&arn, Some("RUNNING"), Some("STOPPED"))
+            })
+            .await
+            .unwrap()
+            .unwrap();
             let _ = elb
                 .deregister_targets()
                 .target_group_arn(&tg)
                 .targets(target(&victim.ip, port))
                 .send()
                 .await;
+            let drained_by = tokio::time::Instant::now() + Duration::from_secs(5);
+            while victim.fake.state.lock().unwrap().in_flight > 0
+                && tokio::time::Instant::now() < drained_by
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             let arn = victim.arn.clone();
             tokio::task::spawn_blocking(move || {
                 moto::shared().set_task_status(&arn, Some("STOPPED"), Some("STOPPED"))
