@@ -423,6 +423,7 @@ impl Sync {
             .map(|i| {
                 let name = slot_name(i);
                 let stat = stats.get(&name).cloned().unwrap_or_default();
+                let connections = conns.get(&name).copied().unwrap_or(0);
                 let (target, state) = match &self.slots[i] {
                     None => (None, SlotState::Free),
                     Some((t, None)) => (Some(t.clone()), SlotState::Ready),
@@ -435,7 +436,7 @@ impl Sync {
                     state,
                     status: stat.status,
                     sessions: stat.sessions,
-                    connections: conns.get(&name).copied().unwrap_or(0),
+                    connections,
                     total: stat.total,
                 }
             })

@@ -234,10 +234,10 @@ impl State {
                 self.reregistered += 1;
             }
         }
-        self.advance();
     }
 
-    /// Time passing for stopping tasks: requests finish one at a time; a task
+    /// Time passing for stopping tasks, one step per DescribeTasks (the wait's
+    /// poll): requests finish one at a time; a task
     /// with none left has no connection either (drain mode), so the load
     /// balancer completes its deregistration and ECS stops it.
     fn advance(&mut self) {
@@ -341,6 +341,7 @@ impl Port for World {
         self.gate("DescribeTasks")?;
         Ok(self.with(|s| {
             s.reconcile();
+            s.advance();
             s.tasks.iter().find(|t| t.id == id).map(|t| s.view(t))
         }))
     }
