@@ -529,8 +529,17 @@ impl<'a, P: Port> Episode<'a, P> {
             // Never lower while the victim is not the one task ECS may stop.
             let victim = self.victim().await?;
             self.protect_others(&victim).await?;
-            self.timed("update_service", port.set_desired(from - 1))
-                .await?;
+            if let Err(e) = self
+                .timed("update_service", port.set_desired(from - 1))
+                .await
+            {
+                // A timeout can hide an UpdateService that took effect, and ECS is
+                // then already stopping the victim: read it back before undoing.
+                match port.service().await {
+                    Ok(now) if now.desired == from - 1 => {}
+                    _ => return Err(e.into()),
+                }
+            }
         } else if svc.desired != from - 1 {
             return Err(Stop::Rollback(
                 Outcome::Cancelled,

@@ -614,7 +614,7 @@ impl Ctx {
             let bound = Duration::from_secs(u64::from(DEREGISTRATION_DELAY_S) + 10);
             loop {
                 let targets = self.targets().await?;
-                if targets.get(&task.ip).is_none() {
+                if !targets.contains_key(&task.ip) {
                     break;
                 }
                 if t0.elapsed() > bound {

@@ -482,6 +482,8 @@ impl Agent {
             .await
             .unwrap()
             .unwrap();
+            // No longer one of the service's tasks: ECS is stopping it.
+            live.lock().unwrap().retain(|t| t.arn != victim.arn);
             let _ = elb
                 .deregister_targets()
                 .target_group_arn(&tg)
@@ -502,7 +504,6 @@ impl Agent {
             .unwrap()
             .unwrap();
             victim.fake.state.lock().unwrap().stopped = true;
-            live.lock().unwrap().retain(|t| t.arn != victim.arn);
             stopped.lock().unwrap().push(victim.clone());
         }
     }
