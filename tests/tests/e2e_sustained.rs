@@ -301,7 +301,12 @@ async fn a_sustained_overload_climbs_step_after_step_then_settles_gracefully() {
     let (_sent, _failed) = burner.stop();
     let fall = Instant::now();
     let deadline = fall + Duration::from_secs(240);
-    while stack.desired().await.unwrap() > 1 || runner.tasks().len() > 1 {
+    // A task ECS is stopping (deregistered, draining, exiting) is no longer in
+    // `tasks()`; its episode ends once it is STOPPED.
+    while stack.desired().await.unwrap() > 1
+        || runner.tasks().len() > 1
+        || !runner.stopping().is_empty()
+    {
         assert!(
             Instant::now() < deadline,
             "still {} tasks {:?} after the load fell; reports:\n{:#?}\nscale-down log:\n{}",

@@ -90,6 +90,7 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
         let t0 = Instant::now();
         let resp = http
             .post(format!("{}/api/visit", proxy.url()))
+            .json(&serde_json::json!({}))
             .send()
             .await
             .expect("an answer through the proxy");
@@ -160,6 +161,7 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
     loop {
         let resp = http
             .post(format!("{}/api/visit", proxy.url()))
+            .json(&serde_json::json!({}))
             .send()
             .await
             .expect("an answer through the proxy");
@@ -176,6 +178,7 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
     for t in &tasks {
         let resp = http
             .post(format!("{}/api/visit", t.url))
+            .json(&serde_json::json!({}))
             .send()
             .await
             .unwrap();
