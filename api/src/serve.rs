@@ -185,6 +185,9 @@ struct ConnState {
     head_started: AtomicU64,
     /// When the connection last became idle (ms since start).
     idle_since: AtomicU64,
+    /// A request was served on it: only then is it an idle keep-alive that drain mode closes
+    /// (a new connection's first request is on its way; closing it would fail that request).
+    served: std::sync::atomic::AtomicBool,
     changed: Notify,
 }
 
@@ -215,6 +218,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Shared) {
         let (router, state, shared) = (shared.router.clone(), state.clone(), shared.clone());
         hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             state.serving.fetch_add(1, Relaxed);
+            state.served.store(true, Relaxed);
             state.head_started.store(0, Relaxed);
             state.changed.notify_one();
             let guard = Serving {
@@ -326,7 +330,7 @@ async fn watchdog(
             _ = shared.shed.notified(), if idle => return Verdict::Close("out of file descriptors"),
             // The drain state's sender lives as long as the app: an error never repeats here.
             changed = close_idle.changed() => {
-                if changed.is_ok() && idle {
+                if changed.is_ok() && idle && state.served.load(Relaxed) {
                     return Verdict::Close("drain mode: idle keep-alive");
                 }
             }
