@@ -202,7 +202,7 @@ impl Port for SimPort {
         Ok(Duration::from_secs(30))
     }
 
-    async fn drain(&self, _task: &TaskView) -> Result<DrainStatus, PortError> {
+    async fn drain(&self, _task: &TaskView, _ttl: Duration) -> Result<DrainStatus, PortError> {
         Ok(DrainStatus {
             draining: true,
             in_flight: 0,
