@@ -20,6 +20,9 @@ endif
 #   TEST_PREREQS  targets that must be ready before `cargo test` (packages, binaries)
 #   EXTRA_TESTS   test targets run after `cargo test` (templates, browser, ...)
 TEST_PREREQS :=
+# Every binary of the workspace in one build, the same command that the tests run when they need a
+# binary (test_support::paths::BUILD_BINS): one feature set, so a test finds the binary fresh.
+BUILD_BINS := cargo build --locked --workspace --bins
 EXTRA_TESTS :=
 DEMO_TARGET := demo-api
 

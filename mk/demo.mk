@@ -6,11 +6,10 @@ DEMO_BIN := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug/demo
 
 .PHONY: demo-stack
 
-# Two builds: `--bin demo` beside `-p visits-api …` limits the whole build to that one binary, so
-# the API and the functions that the demo runs would never be built on a fresh clone.
+# All binaries at once: `--bin demo` beside `-p visits-api …` would limit the build to that one
+# binary, so the API and the functions that the demo runs would never be built on a fresh clone.
 
 demo-stack: ## the autoscaling loop on the local stack (KEEP=1 keeps it up; FAST=1 for short periods)
 	@tools/ensure-apt.sh haproxy:haproxy
-	cargo build --locked -p visits-api -p scale-up -p scale-down -p notify
-	cargo build --locked -p e2e --bin demo
+	$(BUILD_BINS)
 	$(DEMO_BIN) $(if $(KEEP),--keep) $(if $(FAST),--fast)

@@ -7,7 +7,7 @@ TEST_PREREQS += stack-prereqs
 
 stack-prereqs: ## HAProxy + the binaries the end-to-end tests run (API, the four functions)
 	@tools/ensure-apt.sh haproxy:haproxy
-	cargo build --locked -p visits-api -p scale-up -p scale-down -p notify -p drain-instance
+	$(BUILD_BINS)
 
 test-stack: setup stack-prereqs ## only the local stack's tests (proxy, scale-out, the six end-to-end tests)
 	cargo test --locked -p e2e

@@ -274,10 +274,11 @@ async fn a_rotated_password_is_reread_without_losing_an_acknowledged_visit() {
         second_attempts.load(Ordering::Relaxed)
     );
 
-    // The task that kept the start-time password cannot open a connection any more.
+    // The task that kept the start-time password cannot open a connection any more. `/ready`
+    // says so; `/health` is liveness and stays 200 (a database fault is not the task's own).
     let fixed_health = || async {
         client
-            .get(format!("{fixed_base}/health"))
+            .get(format!("{fixed_base}/ready"))
             .send()
             .await
             .map(|r| r.status() == 503)
@@ -292,6 +293,6 @@ async fn a_rotated_password_is_reread_without_losing_an_acknowledged_visit() {
         fixed_health().await,
         "the fixed-password task recovered on its own?"
     );
-    let healthy = client.get(format!("{base}/health")).send().await.unwrap();
+    let healthy = client.get(format!("{base}/ready")).send().await.unwrap();
     assert_eq!(healthy.status(), 200, "the secret-reading task is healthy");
 }

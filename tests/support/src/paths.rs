@@ -38,46 +38,53 @@ pub fn find_tool(name: &str, extra_dirs: &[PathBuf]) -> Option<PathBuf> {
 /// `CARGO_TARGET_DIR`), built on first use.
 ///
 /// Tests that run another package's binary (the API as a task, the functions
-/// under the runtime API) must work from a clean clone with `cargo test -p X`:
-/// cargo builds only the package under test, so the binary may be missing or
-/// stale. Under cargo (`CARGO` is set for `cargo test` and `cargo run`) this
-/// runs `cargo build -p <package> --bin <bin>` once per process and binary,
-/// which is a no-op when it is fresh. Outside cargo (the demo started by
-/// `make demo`, which builds everything first) the binary must exist.
+/// under the runtime API) must work from a clean clone with `cargo test -p X`,
+/// where cargo builds only the package under test. Under cargo (`CARGO` is set
+/// for `cargo test` and `cargo run`) this runs [`BUILD_BINS`] once per process.
+/// It is the very command that `make test` and `make demo` run first, so it is a
+/// no-op then: a narrower `cargo build -p <package>` resolves features for that
+/// package alone and rebuilt the AWS SDK in a third variant (seven minutes on a
+/// cold 2-core CI machine, inside a test's timeout). Outside cargo (the demo
+/// started by `make demo`) the binary must exist.
 pub fn workspace_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
-    use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    static BUILT: OnceLock<Mutex<Option<Result<(), String>>>> = OnceLock::new();
     let mut built = BUILT
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let result = built
-        .entry(format!("{package}/{bin}"))
-        .or_insert_with(|| build_binary(package, bin).map_err(|e| format!("{e:#}")));
-    result.clone().map_err(anyhow::Error::msg)
-}
-
-fn build_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    built
+        .get_or_insert_with(|| build_workspace_bins().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
     let path = target.join("debug").join(bin);
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", package, "--bin", bin])
-            .current_dir(repo_root())
-            .status()
-            .map_err(|e| anyhow::anyhow!("run `cargo build -p {package} --bin {bin}`: {e}"))?;
-        anyhow::ensure!(
-            status.success(),
-            "`cargo build -p {package} --bin {bin}` failed ({status})"
-        );
-    }
     anyhow::ensure!(
         path.is_file(),
-        "{} is missing: run `cargo build -p {package} --bin {bin}` (make demo and make test do)",
-        path.display()
+        "{} is missing: run `cargo {}` (make demo and make test do); it is package {package}'s",
+        path.display(),
+        BUILD_BINS.join(" ")
     );
     Ok(path)
+}
+
+/// The one build of every binary in the workspace, shared by the Makefile
+/// (`make test`, `make demo`) and [`workspace_binary`] so they agree on features.
+pub const BUILD_BINS: [&str; 4] = ["build", "--locked", "--workspace", "--bins"];
+
+fn build_workspace_bins() -> anyhow::Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let command = format!("cargo {}", BUILD_BINS.join(" "));
+    let status = std::process::Command::new(cargo)
+        .args(BUILD_BINS)
+        .arg("--quiet")
+        .current_dir(repo_root())
+        .status()
+        .map_err(|e| anyhow::anyhow!("run `{command}`: {e}"))?;
+    anyhow::ensure!(status.success(), "`{command}` failed ({status})");
+    Ok(())
 }
