@@ -10,46 +10,78 @@
 //! the same ALARM period may rightly remove one task per cooldown down to the minimum.
 
 use crate::port::{AlarmView, PortError};
-use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use chrono::{DateTime, Utc};
+use scaling::aws::cloudwatch::{CloudWatch, MetricAlarm};
 use scaling::error::AwsError;
+use scaling::headroom::{blocks_scale_in, ScaleOutReading};
 use scaling::report::TriggerSummary;
 
 const OP: &str = "cloudwatch:DescribeAlarms";
 
-/// DescribeAlarms for `names` (metric alarms; 100 names per call is the API's limit).
+/// DescribeAlarms for `names`; with `latest`, also the newest datapoint of each alarm
+/// in OK (GetMetricStatistics; an alarm in ALARM blocks a scale-in without one).
 pub async fn describe(
-    client: &aws_sdk_cloudwatch::Client,
+    cw: &CloudWatch,
     names: &[String],
+    latest: bool,
 ) -> Result<Vec<AlarmView>, AwsError> {
-    let mut out = Vec::with_capacity(names.len());
-    for chunk in names.chunks(100) {
-        let page = client
-            .describe_alarms()
-            .set_alarm_names(Some(chunk.to_vec()))
-            .alarm_types(AlarmType::MetricAlarm)
-            .max_records(100)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(OP, e))?;
-        out.extend(page.metric_alarms().iter().map(|a| {
-            AlarmView {
-                name: a.alarm_name().unwrap_or_default().to_string(),
-                arn: a.alarm_arn().map(str::to_string),
-                state: a
-                    .state_value()
-                    .map_or("UNKNOWN", StateValue::as_str)
-                    .to_string(),
-                since: a
-                    .state_updated_timestamp()
-                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-                    .unwrap_or_default(),
-                threshold: a.threshold(),
-                comparison: a.comparison_operator().map(|c| c.as_str().to_string()),
-            }
-        }));
+    let found = cw.describe_metric_alarms(names).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for a in found {
+        let value = if latest && a.state == "OK" {
+            cw.newest_datapoint(&a, std::time::SystemTime::now())
+                .await?
+                .map(|d| d.value)
+        } else {
+            None
+        };
+        out.push(view(a, value));
     }
     Ok(out)
+}
+
+fn view(a: MetricAlarm, latest: Option<f64>) -> AlarmView {
+    AlarmView {
+        name: a.name,
+        arn: a.arn,
+        state: a.state,
+        since: a.since,
+        threshold: a.threshold,
+        comparison: a.comparison,
+        latest,
+    }
+}
+
+/// Why a scale-in from `running` tasks must wait for the scale-out alarms, or None
+/// (`scaling::headroom`). `per_task` names the alarms whose metric is a load shared by
+/// the tasks (SCALE_OUT_PROPORTIONAL_ALARMS). A configured name CloudWatch does not
+/// know is refused, as for the scale-in alarms.
+pub fn scale_out_pressure(
+    names: &[String],
+    per_task: &[String],
+    found: &[AlarmView],
+    running: usize,
+) -> Result<Option<String>, PortError> {
+    for name in names {
+        let Some(a) = found.iter().find(|a| &a.name == name) else {
+            return Err(PortError::fatal(
+                OP,
+                format!("SCALE_OUT_ALARMS names {name}, which CloudWatch does not know"),
+            ));
+        };
+        let reading = ScaleOutReading {
+            name: &a.name,
+            state: &a.state,
+            comparison: a.comparison.as_deref(),
+            threshold: a.threshold,
+            latest: a.latest,
+            per_task: per_task.contains(name),
+        };
+        if let Some(why) = blocks_scale_in(&reading, running) {
+            return Ok(Some(why));
+        }
+    }
+    Ok(None)
 }
 
 /// The first of `names` (in configured order) that is in ALARM now, or None.
@@ -114,6 +146,7 @@ mod tests {
             since: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
             threshold: Some(30.0),
             comparison: Some("LessThanThreshold".into()),
+            latest: None,
         }
     }
 

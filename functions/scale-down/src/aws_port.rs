@@ -28,7 +28,7 @@ pub struct AwsPort {
     /// EC2 capacity mode: the group whose empty instances a scale-in gives back.
     pub capacity: Option<Capacity>,
     /// CloudWatch, for the reconcile schedule's DescribeAlarms (SCALE_IN_ALARMS).
-    pub cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    pub cloudwatch: Option<scaling::aws::cloudwatch::CloudWatch>,
     service_arn: Mutex<Option<String>>,
     lb_port: Mutex<Option<i32>>,
 }
@@ -90,10 +90,20 @@ impl AwsPort {
         self
     }
 
-    /// The reconcile schedule reads the scale-in alarms through `client`.
+    /// The reconcile schedule reads the scale-in alarms, and the headroom check the
+    /// scale-out alarms, through `client`.
     pub fn with_alarms(mut self, client: aws_sdk_cloudwatch::Client) -> Self {
-        self.cloudwatch = Some(client);
+        self.cloudwatch = Some(scaling::aws::cloudwatch::CloudWatch::from_client(client));
         self
+    }
+
+    fn cloudwatch(&self) -> Result<&scaling::aws::cloudwatch::CloudWatch, PortError> {
+        self.cloudwatch.as_ref().ok_or_else(|| {
+            PortError::fatal(
+                "cloudwatch:DescribeAlarms",
+                "no CloudWatch client (AwsPort::with_alarms)",
+            )
+        })
     }
 
     async fn service_arn(&self) -> Result<String, PortError> {
@@ -319,13 +329,13 @@ impl Port for AwsPort {
     }
 
     async fn alarms(&self, names: &[String]) -> Result<Vec<AlarmView>, PortError> {
-        let Some(client) = &self.cloudwatch else {
-            return Err(PortError::fatal(
-                "cloudwatch:DescribeAlarms",
-                "no CloudWatch client (AwsPort::with_alarms)",
-            ));
-        };
-        crate::alarms::describe(client, names)
+        crate::alarms::describe(self.cloudwatch()?, names, false)
+            .await
+            .map_err(port_err)
+    }
+
+    async fn scale_out_alarms(&self, names: &[String]) -> Result<Vec<AlarmView>, PortError> {
+        crate::alarms::describe(self.cloudwatch()?, names, true)
             .await
             .map_err(port_err)
     }

@@ -143,6 +143,12 @@ pub async fn run<P: Port>(
         let why = format!("only {} running task(s): nothing to remove", running.len());
         return Ok(skip(report, started, &why));
     }
+    if let Some(why) = scale_out_pressure(port, s, running.len())
+        .await
+        .map_err(NotStarted)?
+    {
+        return Ok(skip(report, started, &why));
+    }
     let mut candidates = Vec::with_capacity(running.len());
     for t in &running {
         let in_flight = if s.strategy == victim::Strategy::FewestInFlight {
@@ -212,6 +218,20 @@ async fn still_in_alarm<P: Port>(port: &P, s: &Settings) -> Result<Option<AlarmV
     }
     let found = port.alarms(&s.scale_in_alarms).await?;
     alarms::first_in_alarm(&s.scale_in_alarms, &found)
+}
+
+/// Why the scale-out alarms forbid removing one of `running` tasks now, or None
+/// (`scaling::headroom`: a scale-in that trips another metric's scale-out is flapping).
+async fn scale_out_pressure<P: Port>(
+    port: &P,
+    s: &Settings,
+    running: usize,
+) -> Result<Option<String>, PortError> {
+    if s.scale_out_alarms.is_empty() {
+        return Ok(None);
+    }
+    let found = port.scale_out_alarms(&s.scale_out_alarms).await?;
+    alarms::scale_out_pressure(&s.scale_out_alarms, &s.per_task_alarms, &found, running)
 }
 
 fn idle_reason(s: &Settings) -> String {

@@ -41,7 +41,7 @@ async fn main() -> Result<(), Error> {
     if let Some(group) = &config.capacity_asg_name {
         port = port.with_capacity(AutoScaling::new(&sdk), group, MIN_INSTANCE_AGE_S);
     }
-    if !config.scale_in_alarms.is_empty() {
+    if !config.scale_in_alarms.is_empty() || !config.scale_out_alarms.is_empty() {
         port = port.with_alarms(aws_sdk_cloudwatch::Client::new(&sdk));
     }
     let settings = Settings::from_config(&config);

@@ -122,7 +122,8 @@ pub struct DrainStatus {
     pub in_flight: u64,
 }
 
-/// A scale-in alarm's current state (DescribeAlarms), for the reconcile schedule.
+/// An alarm's current state (DescribeAlarms): the scale-in alarms for the reconcile
+/// schedule, the scale-out alarms for the headroom check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlarmView {
     pub name: String,
@@ -133,6 +134,9 @@ pub struct AlarmView {
     pub since: chrono::DateTime<chrono::Utc>,
     pub threshold: Option<f64>,
     pub comparison: Option<String>,
+    /// The newest datapoint of the alarm's metric, with its statistic and period: read
+    /// only by [`Port::scale_out_alarms`], for an alarm in OK (None otherwise).
+    pub latest: Option<f64>,
 }
 
 /// Everything the scale-in machine does to the outside world.
@@ -185,6 +189,11 @@ pub trait Port {
             "cloudwatch:DescribeAlarms",
             "this port reads no alarms",
         ))
+    }
+    /// The scale-out alarms (SCALE_OUT_ALARMS) with the newest datapoint of each one in
+    /// OK, for the scale-in headroom check (`scaling::headroom`).
+    async fn scale_out_alarms(&self, names: &[String]) -> Result<Vec<AlarmView>, PortError> {
+        self.alarms(names).await
     }
     /// Wall-clock unix seconds (the marker's timestamps); a fake world overrides it.
     fn now_unix(&self) -> i64 {

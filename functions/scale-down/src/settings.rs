@@ -37,6 +37,12 @@ pub struct Settings {
     /// SCALE_IN_ALARMS: re-read by the reconcile schedule (see `alarms`); empty: the
     /// schedule only finishes or rolls back interrupted episodes.
     pub scale_in_alarms: Vec<String>,
+    /// SCALE_OUT_ALARMS: no scale-in while one is in ALARM, or while one fewer task would
+    /// push a per-task one over its threshold (`scaling::headroom`); empty: no check.
+    pub scale_out_alarms: Vec<String>,
+    /// SCALE_OUT_PROPORTIONAL_ALARMS: the scale-out alarms whose metric is a load shared by
+    /// the tasks (in-flight, CPU average), projected to one fewer task by the headroom check.
+    pub per_task_alarms: Vec<String>,
     /// SCALE_IN_ALARM_PERIOD_S × SCALE_IN_ALARM_EVALUATION_PERIODS: the low alarm's window; no scale-in until this
     /// long after the last scale-out (the policy's `Limits::in_window`).
     pub scale_in_window: Duration,
@@ -65,6 +71,8 @@ impl Settings {
             dry_run: false,
             region: None,
             scale_in_alarms: Vec::new(),
+            scale_out_alarms: Vec::new(),
+            per_task_alarms: Vec::new(),
             scale_in_window: Duration::ZERO,
             windows: scaling::window::Windows::none(min_tasks, max_tasks),
             bounds: None,
@@ -101,6 +109,8 @@ impl Settings {
         s.early_deregister = c.early_deregister;
         s.region = std::env::var("AWS_REGION").ok();
         s.scale_in_alarms = c.scale_in_alarms.clone();
+        s.scale_out_alarms = c.scale_out_alarms.clone();
+        s.per_task_alarms = c.scale_out_proportional_alarms.clone();
         s.scale_in_window = c.scale_in_window;
         s.windows = c.windows.clone();
         s

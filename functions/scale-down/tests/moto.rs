@@ -295,7 +295,9 @@ async fn the_schedule_scales_in_while_the_low_alarm_stays_in_alarm() {
             .send()
     };
     set(StateValue::Alarm).await.expect("SetAlarmState ALARM");
-    w.aws.cloudwatch = Some(cw.clone());
+    w.aws.cloudwatch = Some(scaling::aws::cloudwatch::CloudWatch::from_client(
+        cw.clone(),
+    ));
     w.settings.scale_in_alarms = vec![name.clone()];
 
     let r = handle(w.schedule(), &w.aws, &w.settings, deadline())

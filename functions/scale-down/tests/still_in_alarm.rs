@@ -33,6 +33,7 @@ fn low_alarm(state: &str) -> AlarmView {
         since: since(),
         threshold: Some(30.0),
         comparison: Some("LessThanThreshold".into()),
+        latest: None,
     }
 }
 
@@ -247,22 +248,6 @@ async fn describe_alarms_failing_changes_nothing_and_says_if_a_retry_helps() {
     assert!(!e.is_retryable(), "{e}");
     assert!(e.to_string().contains("visits-api-cpu-lwo"), "{e}");
     assert_eq!(world.with(|s| s.desired), 3);
-}
-
-fn aws_port(cw: aws_sdk_cloudwatch::Client) -> scale_down::aws_port::AwsPort {
-    use scale_down::admin::AdminClient;
-    use scaling::aws::{ecs::Ecs, elb::Elb, protection::Protection};
-    let ecs = mock_client!(aws_sdk_ecs, []);
-    scale_down::aws_port::AwsPort::new(
-        Ecs::from_client(ecs.clone()),
-        Elb::from_client(mock_client!(aws_sdk_elasticloadbalancingv2, [])),
-        Protection::new(ecs, "visits", 15),
-        AdminClient::new(None, None, Duration::from_millis(100)),
-        "visits",
-        "visits-api",
-        None,
-    )
-    .with_alarms(cw)
 }
 
 #[tokio::test]

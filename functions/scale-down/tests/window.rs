@@ -43,6 +43,7 @@ fn low_alarm_in_alarm() -> AlarmView {
         since: chrono::DateTime::from_timestamp(1_763_899_000, 0).unwrap(),
         threshold: Some(30.0),
         comparison: Some("LessThanThreshold".into()),
+        latest: None,
     }
 }
 

@@ -33,8 +33,8 @@
 //! | `TASK_IP_PREFIX_REWRITE` | unset | `FROM=TO` rewrite of task IPs before HTTP calls (local stack only) |
 //! | `SCALE_IN_ALARMS` | unset | scale-down: comma-separated alarm names the reconcile schedule re-reads (DescribeAlarms); one still in ALARM scales in as if it had just fired |
 //! | `SCALE_IN_ALARM_PERIOD_S`, `SCALE_IN_ALARM_EVALUATION_PERIODS` | 0, 1 | the scale-in alarm's window (their product): no scale-in until this long after the last scale-out |
-//! | `SCALE_OUT_ALARMS` | unset | scale-up: comma-separated alarm names its re-evaluation schedule re-reads; one still in ALARM scales out again once the cooldown is over |
-//! | `SCALE_OUT_PROPORTIONAL_ALARMS` | unset | with `SCALE_OUT_MODE=proportional`, the alarms sized proportionally (unset: every alarm); the others take the fixed step |
+//! | `SCALE_OUT_ALARMS` | unset | scale-up: comma-separated alarm names its re-evaluation schedule re-reads; one still in ALARM scales out again once the cooldown is over. scale-down: no scale-in while one is in ALARM or would be pushed over (`scaling::headroom`) |
+//! | `SCALE_OUT_PROPORTIONAL_ALARMS` | unset | with `SCALE_OUT_MODE=proportional`, the alarms sized proportionally (unset: every alarm); the others take the fixed step. scale-down projects these (per-task loads) to one fewer task |
 //! | `SCALE_OUT_REEVALUATE_S` | 60 | the re-evaluation schedule's period: a scheduled run waits (inside the invocation) for a cooldown that ends within it |
 //! | `SCHEDULE_WINDOWS` | unset | scheduled capacity: JSON array of windows `{name, start, end, timezone, min, max}` (see [`crate::window`]); refused when invalid or overlapping |
 //!

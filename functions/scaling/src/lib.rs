@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod episode;
 pub mod error;
 pub mod forecast;
+pub mod headroom;
 pub mod policy;
 pub mod report;
 pub mod trigger;

@@ -250,6 +250,7 @@ impl Port for SimPort {
                 since: chrono::DateTime::from_timestamp(self.unix(*since), 0).unwrap_or_default(),
                 threshold: Some(rule.threshold),
                 comparison: None,
+                latest: None,
             })
             .collect())
     }

@@ -556,3 +556,21 @@ pub fn settings(min: i32, max: i32) -> Settings {
 pub fn deadline() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(600)
 }
+
+/// The production port with only CloudWatch real (`cw`); ECS and the ELB answer nothing.
+pub fn aws_port(cw: aws_sdk_cloudwatch::Client) -> scale_down::aws_port::AwsPort {
+    use aws_smithy_mocks::mock_client;
+    use scale_down::admin::AdminClient;
+    use scaling::aws::{ecs::Ecs, elb::Elb, protection::Protection};
+    let ecs = mock_client!(aws_sdk_ecs, []);
+    scale_down::aws_port::AwsPort::new(
+        Ecs::from_client(ecs.clone()),
+        Elb::from_client(mock_client!(aws_sdk_elasticloadbalancingv2, [])),
+        Protection::new(ecs, "visits", 15),
+        AdminClient::new(None, None, Duration::from_millis(100)),
+        "visits",
+        "visits-api",
+        None,
+    )
+    .with_alarms(cw)
+}
