@@ -1,4 +1,4 @@
-//! The web page at `/` (issue 8): one HTML page with its stylesheet, script and
+//! The web page at `/` (docs/api.md, "The web page"): one HTML page with its stylesheet, script and
 //! icon, embedded in the binary so that a task image needs nothing but the
 //! executable and there is no front-end build step.
 //!

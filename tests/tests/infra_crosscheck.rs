@@ -25,9 +25,10 @@ const SCALING: &str = "scaling.yaml";
 /// The root template, which passes the alarm parameters down to `SCALING`.
 const ROOT: &str = "template.yaml";
 
-/// Alarm names of the shared contract, and the function each one invokes directly (None:
-/// notify only, through the alarm-state-change rule).
-const CONTRACT_ALARMS: &[(&str, Option<&str>)] = &[
+/// The alarm names that operators, notify and the local stack rely on (the alarm table of
+/// infra/README.md), and the function each one invokes directly (None: notify only, through
+/// the alarm-state-change rule).
+const DOCUMENTED_ALARMS: &[(&str, Option<&str>)] = &[
     ("visits-api-cpu-high", Some("ScaleUpFunction")),
     ("visits-api-cpu-low", Some("ScaleDownFunction")),
     ("visits-api-memory-high", Some("ScaleUpFunction")),
@@ -341,7 +342,7 @@ fn functions_are_rust_arm64_cargolambda_builds_of_their_crates() {
             "NotifyFunction",
             "DrainInstanceFunction"
         ]),
-        "DESIGN.md's logical IDs"
+        "the four functions' logical IDs (docs/design.md)"
     );
     for f in &fns {
         let r = &t["Resources"][&f.logical_id];
@@ -488,7 +489,7 @@ fn every_alarm_action_invokes_a_function_that_permits_that_alarm() {
 }
 
 #[test]
-fn the_contract_alarms_exist_and_invoke_the_right_function() {
+fn the_documented_alarms_exist_and_invoke_the_right_function() {
     let t = template(SCALING);
     let mut found = BTreeMap::new();
     for (id, alarm) in of_type(t, "AWS::CloudWatch::Alarm") {
@@ -501,7 +502,7 @@ fn the_contract_alarms_exist_and_invoke_the_right_function() {
             .collect();
         found.insert(name, (id.clone(), actions));
     }
-    for (name, target) in CONTRACT_ALARMS {
+    for (name, target) in DOCUMENTED_ALARMS {
         let (id, actions) = found
             .get(*name)
             .unwrap_or_else(|| panic!("alarm {name} missing; have {:?}", found.keys()));
@@ -592,8 +593,11 @@ fn every_event_rule_targets_a_function_that_permits_that_rule() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The EventBridge rules the design needs (docs/design.md): alarm changes, task stops and
+/// service actions to notify, the capacity group's terminate hook to drain-instance, and
+/// scale-down's reconcile schedule.
 #[test]
-fn the_issue_rules_exist() {
+fn the_event_rules_exist() {
     let t = template(SCALING);
     let rules = of_type(t, "AWS::Events::Rule");
     let routes = |pred: &dyn Fn(&Value) -> bool, function: &str| {
@@ -671,7 +675,7 @@ fn every_sample_event_is_json_for_a_known_function() {
         .into_iter()
         .map(|f| (f.crate_dir, f.logical_id))
         .collect();
-    let alarm_names: BTreeSet<&str> = CONTRACT_ALARMS.iter().map(|(n, _)| *n).collect();
+    let alarm_names: BTreeSet<&str> = DOCUMENTED_ALARMS.iter().map(|(n, _)| *n).collect();
     let dir = repo().join("events");
     let mut checked = 0;
     let mut problems = Vec::new();
@@ -731,7 +735,7 @@ fn every_sample_event_is_json_for_a_known_function() {
 
 #[test]
 fn direct_alarm_samples_name_an_alarm_that_invokes_that_function() {
-    let routed: BTreeMap<&str, &str> = CONTRACT_ALARMS
+    let routed: BTreeMap<&str, &str> = DOCUMENTED_ALARMS
         .iter()
         .filter_map(|(n, f)| f.map(|f| (*n, f)))
         .collect();

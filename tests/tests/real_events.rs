@@ -327,7 +327,8 @@ fn meets(got: &str, want: &str) -> bool {
     gc == wc && gr.contains(&wr)
 }
 
-/// Checks the rules every outcome obeys, whatever the file says.
+/// Checks the rules every outcome obeys, whatever the file says ("bad input changes
+/// nothing" in docs/invariants.md: a refusal is non-retryable, with no AWS call).
 fn invariants(function: &str, outcome: &str, calls: usize, desired: i32) -> Vec<String> {
     let mut bad = Vec::new();
     if outcome.starts_with("PANIC") {

@@ -245,7 +245,7 @@ fn idle_reason(s: &Settings) -> String {
     }
 }
 
-/// The skip rules (desired at min, cooldown, deployment in progress),
+/// Scale-in's skip rules (desired at min, cooldown, deployment in progress),
 /// decided by the shared policy; "paused" and "another episode" are handled
 /// before this (a marker means resume, not skip).
 pub fn skip_reason(

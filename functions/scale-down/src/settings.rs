@@ -8,9 +8,9 @@ use std::time::Duration;
 pub struct Settings {
     pub cluster: String,
     pub service: String,
-    /// Invariant 1: desired never goes below this.
+    /// "Within bounds" (docs/invariants.md): desired never goes below this.
     pub min_tasks: i32,
-    /// Invariant 1: desired never goes above this (checked before lowering too).
+    /// "Within bounds": desired never goes above this (checked before lowering too).
     pub max_tasks: i32,
     /// No scale-in within this long after the last one.
     pub scale_in_cooldown: Duration,

@@ -3,7 +3,8 @@
 //! emulator: an error at each call, a timeout after each call took effect,
 //! and a crash after each call followed by the reconcile schedule. Each time
 //! the end state is checked: completed or rolled back, never half-done
-//! (invariant 6), desired within limits (invariant 1).
+//! ("nothing half-done"), desired within limits ("within bounds"; both in
+//! docs/invariants.md).
 //!
 //! The table is the clean episode's own call log, so a new step (a new call)
 //! is covered without editing this file; and every phase of the episode

@@ -1,8 +1,8 @@
 //! proptest: random interleavings of scale-up and scale-down invocations (low
 //! alarm, reconcile schedule), random AWS failures and crashes, and scale-ups
-//! landing mid-episode. Invariant 1 (min <= desired <= max) must hold at every
-//! UpdateService, and invariant 6 (nothing half-done) once the reconcile
-//! schedule has run.
+//! landing mid-episode. "Within bounds" (min <= desired <= max) must hold at
+//! every UpdateService, and "nothing half-done" once the reconcile schedule has
+//! run (the rules are in docs/invariants.md).
 
 mod common;
 
@@ -37,7 +37,7 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn invariants_1_and_6_hold(tasks in 1usize..6, ops in proptest::collection::vec(op(), 1..12), seed in any::<u64>()) {
+    fn within_bounds_and_nothing_half_done(tasks in 1usize..6, ops in proptest::collection::vec(op(), 1..12), seed in any::<u64>()) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
@@ -73,7 +73,7 @@ proptest! {
                         schedule()
                     }
                 };
-                // Errors are allowed (Lambda retries them); the invariants are not.
+                // Errors are allowed (Lambda retries them); the rules are not.
                 let _ = handle(event, &world, &st, deadline()).await;
                 let violations = world.with(|s| s.violations.clone());
                 if !violations.is_empty() {

@@ -19,7 +19,7 @@ pub(crate) enum Cause {
 }
 
 impl Cause {
-    /// Parses the event (no AWS call on a bad one, invariant 7) and checks it is ours.
+    /// Parses the event (no AWS call on a bad one: "bad input changes nothing") and checks it is ours.
     pub(crate) fn parse(event: &Value, c: &Config) -> Result<Self, ScalingError> {
         match trigger::parse(event)? {
             Trigger::Alarm(a) => {

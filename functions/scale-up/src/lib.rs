@@ -86,7 +86,8 @@ pub async fn handle_at(
 ) -> Result<Report, ScaleUpError> {
     let clock = Instant::now();
     let c = &deps.config;
-    // Invariant 7: a bad event is rejected before any AWS call.
+    // "Bad input changes nothing" (docs/invariants.md): a bad event is rejected
+    // before any AWS call.
     if let Trigger::Schedule { time, .. } = trigger::parse(&event)? {
         return Box::pin(reevaluate::evaluate(deps, time, now))
             .await
@@ -116,7 +117,7 @@ pub async fn handle_at(
         Ready::Done(report) => return Ok(report),
     };
 
-    // Idempotency (invariant 3): this alarm change already acted. Finish it if
+    // "One action per alarm change": this alarm change already acted. Finish it if
     // the crash came between recording and UpdateService; else a duplicate.
     let (target, decision, resumed) =
         match prior(&mut ep, &service, &state, &key, cause.what()).await {
@@ -360,7 +361,7 @@ pub(crate) async fn read_state(
     Ok((service, cap))
 }
 
-/// Invariant 2's hook: ask an active, cancellable scale-in episode to stop.
+/// The hook of "one episode at a time": ask an active, cancellable scale-in episode to stop.
 /// A failure is recorded as a failed step; the scale-out itself stands.
 /// Returns the note for the report.
 ///

@@ -213,7 +213,7 @@ fn step<'a>(report: &'a Report, name: &str) -> &'a scaling::report::Step {
         .unwrap_or_else(|| panic!("no {name} step in {:#?}", report.steps))
 }
 
-/// Issue 3's database cap: 100 connections, 10 per task's pool, read from
+/// The database cap (docs/configuration.md): 100 connections, 10 per task's pool, read from
 /// instance `db`; a step of 3 and room for 10 tasks otherwise.
 fn db_cap(db: &str) -> [(&str, &str); 6] {
     [

@@ -11,11 +11,12 @@
 //! | `SERVICE_NAME` | required | ECS service to scale |
 //! | `MIN_TASKS` / `MAX_TASKS` | required | desired count stays within these (min ≤ max) |
 //! | `SCALE_OUT_STEP` | 1 | tasks added per scale-out in `fixed` mode |
-//! | `SCALE_OUT_MODE` | `fixed` | `fixed` or `proportional` (HPA-style `ceil(desired × value / threshold)`) |
+//! | `SCALE_OUT_MODE` | `fixed` | `fixed` or `proportional` (HPA-style `ceil(running × value / threshold)`) |
 //! | `SCALE_OUT_MAX_STEP` | 4 | cap on tasks added by one proportional scale-out |
 //! | `SCALE_OUT_COOLDOWN_S` | 60 | seconds after a scale-out before the next one |
 //! | `SCALE_IN_COOLDOWN_S` | 300 | seconds after any scaling before a scale-in |
 //! | `CAPACITY_ASG_NAME` | unset | EC2 capacity mode: the ASG that hosts the cluster's instances |
+//! | `TASKS_PER_INSTANCE` | unset | EC2 capacity mode: awsvpc tasks one instance hosts (its network interfaces − 1) |
 //! | `TOPIC_ARN` | unset | SNS topic for operator notifications (notify) |
 //! | `DRY_RUN` | false | decide and report, but change nothing |
 //! | `METRICS_NAMESPACE` | `VisitsApi` | namespace for the episode metric (PutMetricData) |
@@ -24,6 +25,7 @@
 //! | `DB_INSTANCE_ID` | unset | database cap: RDS instance whose `DatabaseConnections` is read |
 //! | `VICTIM_STRATEGY` | `fewest-in-flight` | scale-in: how the task to remove is chosen |
 //! | `ADMIN_TOKEN` | unset | bearer token for the tasks' `/admin/drain` |
+//! | `ADMIN_TOKEN_SECRET_ARN` | unset | scale-down on AWS: the secret the admin token is read from at init |
 //! | `TASK_PORT` | unset | port of the tasks' HTTP server (unset: from the task definition) |
 //! | `DRAIN_MARGIN_S` | 5 | scale-in: seconds kept in reserve before the function's deadline |
 //! | `PROTECTION_EXPIRY_MIN` | 15 | scale-in: task protection expiry, so a crash never leaves it forever |
@@ -39,6 +41,8 @@
 //! | `SCHEDULE_WINDOWS` | unset | scheduled capacity: JSON array of windows `{name, start, end, timezone, min, max}` (see [`crate::window`]); refused when invalid or overlapping |
 //!
 //! `AWS_REGION` and `AWS_ENDPOINT_URL` are read by the SDK itself (see [`crate::aws`]).
+//! docs/configuration.md lists these with what the template sets, beside notify's and the
+//! API's variables.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -128,9 +132,9 @@ impl IpRewrite {
 pub struct Config {
     pub cluster: String,
     pub service: String,
-    /// Floor of the desired count (invariant 1).
+    /// Floor of the desired count ("within bounds", docs/invariants.md).
     pub min_tasks: i32,
-    /// Ceiling of the desired count (invariant 1).
+    /// Ceiling of the desired count ("within bounds").
     pub max_tasks: i32,
     /// Tasks added by a fixed-step scale-out.
     pub scale_out_step: i32,

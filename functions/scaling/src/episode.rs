@@ -13,7 +13,7 @@
 //!
 //! | tag | written by | value |
 //! |---|---|---|
-//! | `autoscaler:paused` | operator | `true` pauses every function (report skipped, no action) |
+//! | `autoscaler:paused` | operator | `true` pauses scale-up and scale-down (report skipped, no action) |
 //! | `autoscaler:last-scale-out` | scale-up | unix seconds of the last scale-out |
 //! | `autoscaler:last-scale-in` | scale-down | unix seconds of the last completed scale-in |
 //! | `autoscaler:last-scale-in-rollback` | scale-down | unix seconds of the last scale-in rolled back after a fault (back-off) |
@@ -104,7 +104,7 @@ fn encode_keys(keys: &[ActionKey]) -> String {
         .join(".")
 }
 
-/// Steps of a scale-in episode, in order (DESIGN.md "Scale-down, step by step").
+/// Steps of a scale-in episode, in order (docs/scale-down.md, "The steps").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Protecting every other task from ECS's own victim choice.
@@ -381,8 +381,8 @@ fn push_key(keys: &[ActionKey], key: &str, target: i32) -> String {
     encode_keys(&out)
 }
 
-/// The cancel hook (invariant 2: a scale-out during a drain cancels the drain
-/// and keeps the task). When the service has a scale-in episode in a
+/// The cancel hook ("one episode at a time", docs/invariants.md: a scale-out
+/// during a drain cancels the drain and keeps the task). When the service has a scale-in episode in a
 /// cancellable phase, writes `autoscaler:cancel=<episode id>` and returns the
 /// id, for the report. Scale-down checks the request between its steps and
 /// before lowering desired ([`EpisodeState::cancel_requested_for`]), then undoes

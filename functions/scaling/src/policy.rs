@@ -348,7 +348,7 @@ pub fn decide_scale_out(
             });
         }
     }
-    // The cap never pushes the ceiling below min: invariant 1 comes first.
+    // The cap never pushes the ceiling below min: "within bounds" comes first.
     let cap = cap.filter(|c| c.tasks < l.max);
     let ceiling = cap.map_or(l.max, |c| c.tasks.max(l.min));
     if s.desired >= ceiling {

@@ -50,7 +50,7 @@ use template::AlarmDef;
 /// The future an invoker returns: the function's JSON result, or its error.
 pub type InvokeFuture = Pin<Box<dyn Future<Output = anyhow::Result<Value>> + Send>>;
 /// Invokes a function (by binary name, e.g. `scale-up`) with a payload. The
-/// local stack runs the real binaries under cargo-lambda's runtime emulator.
+/// local stack runs the real binaries under the harness's Lambda Runtime API.
 pub type Invoker = Arc<dyn Fn(String, Value) -> InvokeFuture + Send + Sync>;
 
 /// How the driver runs.

@@ -551,7 +551,7 @@ fn reconcile(s: &DemoStack<'_>, tx: mpsc::UnboundedSender<DriverEvent>) {
     });
 }
 
-/// Takes the figures from a report.
+/// Takes the summary's figures (scale-out and scale-in times, drain) from a report.
 fn record(summary: &mut DemoSummary, r: &Report) {
     if r.outcome != Outcome::Completed {
         return;

@@ -33,9 +33,9 @@ pub use lambda::Lambdas;
 pub use proxy::Proxy;
 pub use runner::{LiveTask, Runner, RunnerOptions};
 
-/// Cluster name (contracts.md).
+/// Cluster name (the template's default `ClusterName` in infra/scaling.yaml).
 pub const CLUSTER: &str = "visits";
-/// Service name (contracts.md).
+/// Service name (the template's default `ServiceName` in infra/scaling.yaml).
 pub const SERVICE: &str = "visits-api";
 /// The tasks' HTTP port (the task definition's container port).
 pub const TASK_PORT: u16 = 8080;

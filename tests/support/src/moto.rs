@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use crate::guard::{GuardOpts, Guarded};
 use crate::http;
 
-/// Test account and region the emulator is used with (contracts.md).
+/// Test account the emulator is used with (moto's default account).
 pub const ACCOUNT_ID: &str = "123456789012";
 /// Region of every emulated resource.
 pub const REGION: &str = "us-east-1";

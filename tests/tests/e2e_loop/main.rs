@@ -1,6 +1,6 @@
 //! End to end on the local stack: alarm payloads (exactly the shapes in
 //! events/, entering their state now) go to the REAL function binaries under
-//! cargo-lambda's runtime emulator; they act on the emulated service through
+//! the harness's Lambda Runtime API (`e2e::stack::runtime_api`); they act on the emulated service through
 //! the real SDK; the task runner starts and stops real visits-api processes;
 //! HAProxy follows the target group, so clients see what an ALB's would.
 
@@ -438,7 +438,7 @@ async fn in_flight(url: &str) -> u64 {
 
 /// `cargo lambda invoke` (from the project venv) reaches the stack's
 /// functions through the harness's Invoke API, with a sample event file, as
-/// the README tells a newcomer to do on a running stack.
+/// docs/local-stack.md tells a newcomer to do on a running stack.
 #[test]
 fn cargo_lambda_invoke_reaches_the_functions() {
     run(|env| async move {

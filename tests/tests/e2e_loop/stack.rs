@@ -1,6 +1,6 @@
 //! One local stack for the whole test binary: moto, PostgreSQL, the task
 //! runner with real visits-api processes, HAProxy in front, and the real
-//! function binaries under cargo-lambda's runtime emulator.
+//! function binaries under the harness's Lambda Runtime API.
 //!
 //! It lives on a runtime of its own (background loops and SDK connection
 //! pools must outlive each test's body), and tests take turns on it ([`run`]):

@@ -205,7 +205,7 @@ mod tests {
         assert!(format!("{err:#}").contains("Hi has no Default"), "{err:#}");
     }
 
-    /// The real file: the contract's alarms exist, with the actions and the
+    /// The real file: the alarms of infra/README.md's table exist, with the actions and the
     /// numbers of the template's own parameter defaults.
     #[test]
     fn reads_the_real_scaling_template() {

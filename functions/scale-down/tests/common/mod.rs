@@ -1,7 +1,7 @@
 //! An in-memory ECS service + target group + tasks behind the [`Port`] trait,
 //! with fault injection, crashes and a concurrent scale-up, for the episode
 //! tests and the interleaving proptest. It plays ECS's part faithfully where the
-//! invariants depend on it: lowering desired stops an unprotected task only, the
+//! rules of docs/invariants.md depend on it: lowering desired stops an unprotected task only, the
 //! way ECS does (deregister its target, let the load balancer drain it, then stop
 //! it), raising desired starts tasks, and with `ecs_reregisters` a running
 //! task's target that someone else deregistered is registered again.
@@ -120,7 +120,8 @@ impl World {
         self.with(|s| s.calls)
     }
 
-    /// Invariant 6 (nothing half-done) and 1, once every episode has ended.
+    /// "Nothing half-done" and "within bounds" (docs/invariants.md), once every
+    /// episode has ended.
     pub fn check_settled(&self) -> Result<(), String> {
         self.with(|s| {
             let mut errs = s.violations.clone();

@@ -332,7 +332,7 @@ impl World {
             .collect()
     }
 
-    /// Invariant 6, read from the emulator and the tasks: no marker, no
+    /// "Nothing half-done" (docs/invariants.md), read from the emulator and the tasks: no marker, no
     /// protection, every running task registered and out of drain mode, no
     /// stopped task registered, desired equal to the running tasks, within limits.
     pub async fn check_settled(&self) -> Result<(), String> {

@@ -55,7 +55,7 @@ pub struct ServiceInfo {
 impl ServiceInfo {
     /// A deployment is in progress while an older deployment still exists beside
     /// the PRIMARY one (a rolling update or a rollback), or while the PRIMARY's
-    /// rollout is not `COMPLETED` (issue #4's definition, which scale-down applies).
+    /// rollout is not `COMPLETED` (the definition scale-down's skip rule applies).
     /// Changing only the desired count never starts one. Only scale-in skips on it:
     /// a scale-out during a rollout is what ECS handles anyway. (The local stack's
     /// task runner completes rollouts as the ECS scheduler does; bare moto never does.)
