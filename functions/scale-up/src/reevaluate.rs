@@ -22,6 +22,14 @@
 //! record `autoscaler:last-scale-out`, both pass the cooldown, and evidence
 //! measured at or before the last scale-out is stale (policy `Skip::Stale`).
 //! A run that changes nothing reports `skipped`, which notify does not email.
+//!
+//! Predictive pre-scaling (`PREDICTIVE_MODE`, `scaling::predictive`) runs between
+//! the floor and the alarms: the load balancer's request count over the last
+//! `PREDICTIVE_HISTORY_DAYS` (GetMetricData), the forecast of the next hour, and
+//! the tasks its peak within the lead needs. `on` raises desired to them (never
+//! lowers); `forecast-only` records what it would do in the report's
+//! `forecast` step and changes nothing; `off` reads nothing. A failed read is
+//! a failed step in the report: the alarms are re-evaluated all the same.
 
 use crate::{act, prior, ready, service_state, skip_decision, Deps, Episode, Ready};
 use crate::{ScaleUpError, ScaleUpError::Scaling};
@@ -31,7 +39,8 @@ use scaling::aws::timed;
 use scaling::config::ConfigError;
 use scaling::episode;
 use scaling::error::ScalingError;
-use scaling::policy::{self, AlarmInput, Decision, History, Limits};
+use scaling::policy::{self, AlarmInput, Decision, History, Limits, ServiceState};
+use scaling::predictive::{self, Outlook, PredictiveMode};
 use scaling::report::{Outcome, Report, Step, TriggerSummary};
 use scaling::trigger::AlarmState;
 use std::time::{Duration, Instant, SystemTime};
@@ -97,13 +106,22 @@ pub async fn evaluate(
     };
     let history = History::from_state(&state);
 
-    // 1. The floor, whatever the alarms say.
-    if let Some(floor) = policy::decide_floor(
-        &service_state(&service),
-        &Limits::from_config(c).within(&bounds),
-        &history,
-    ) {
-        let key = episode::alarm_key("floor", schedule_time);
+    // 1. The floor, whatever the alarms say; else what the forecast asks for.
+    let limits = Limits::from_config(c).within(&bounds);
+    let mut raise =
+        policy::decide_floor(&service_state(&service), &limits, &history).map(|d| ("floor", d));
+    if raise.is_none() && c.predictive.mode != PredictiveMode::Off {
+        let s = service_state(&service);
+        let (outlook, step) = forecast(deps, &s, &limits, &history, now).await;
+        ep.steps.push(step);
+        if c.predictive.mode == PredictiveMode::On {
+            raise = outlook
+                .and_then(|o| predictive::decide(&s, &limits, &history, &o))
+                .map(|d| ("forecast", d));
+        }
+    }
+    if let Some((name, floor)) = raise {
+        let key = episode::alarm_key(name, schedule_time);
         ep.id = format!("out-{key}");
         let (target, decision, resumed) =
             match prior(&mut ep, &service, &state, &key, "this schedule run").await {
@@ -111,7 +129,7 @@ pub async fn evaluate(
                 Some(Err(report)) => return Ok((report, None)),
                 None => match &floor {
                     Decision::ScaleTo { target, .. } => (*target, floor.summary(), false),
-                    Decision::Skip(_) => unreachable!("the floor only scales"),
+                    Decision::Skip(_) => unreachable!("the floor and the forecast only scale"),
                 },
             };
         let report = act(
@@ -202,6 +220,50 @@ pub async fn evaluate(
             Ok((report, None))
         }
     }
+}
+
+/// The request-count history ending at the last whole step a minute ago (the load
+/// balancer publishes per minute), the forecast from it, and the report's `forecast` step:
+/// what it saw and, in `forecast-only`, what it would do. None when the read failed.
+async fn forecast(
+    deps: &Deps,
+    s: &ServiceState,
+    limits: &Limits,
+    history: &History,
+    now: DateTime<Utc>,
+) -> (Option<Outlook>, Step) {
+    let p = &deps.config.predictive;
+    let step_s = p.step.as_secs().max(60) as i64;
+    let end_s = (now.timestamp() - 60).div_euclid(step_s) * step_s;
+    let end = DateTime::from_timestamp(end_s, 0).unwrap_or(now);
+    let from = end - chrono::Duration::seconds(p.history.as_secs() as i64);
+    let (read, mut step) = timed(
+        "forecast",
+        deps.cloudwatch
+            .request_counts(&p.load_balancer, &p.target_group, p.step, from, end),
+    )
+    .await;
+    let series = match read {
+        Ok(series) => series,
+        Err(e) => {
+            tracing::warn!(error = %e, "forecast: could not read the request count history");
+            return (None, step);
+        }
+    };
+    let o = predictive::outlook(p, &series, end, now);
+    step.detail = match (p.mode, predictive::decide(s, limits, history, &o)) {
+        (PredictiveMode::ForecastOnly, Some(Decision::ScaleTo { target, .. })) => format!(
+            "forecast-only: would raise desired {} -> {target}; {}",
+            s.desired,
+            o.describe()
+        ),
+        (PredictiveMode::ForecastOnly, _) => {
+            format!("forecast-only: no change; {}", o.describe())
+        }
+        _ => o.describe(),
+    };
+    tracing::info!(mode = p.mode.as_str(), detail = %step.detail, "forecast");
+    (Some(o), step)
 }
 
 /// A run that changes nothing: reported (and logged), never emailed.

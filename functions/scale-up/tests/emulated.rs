@@ -750,3 +750,128 @@ async fn the_schedule_waits_for_a_cooldown_ending_within_its_period() {
     );
     assert!(took < std::time::Duration::from_secs(30), "waited {took:?}");
 }
+
+/// A stack with predictive scaling in `mode` reading its own load balancer's RequestCount
+/// (the names are the cluster's, so tests do not see each other's history).
+async fn forecasting(cluster: &str, desired: i32, mode: &str) -> Stack {
+    let lb = format!("app/{cluster}/1");
+    let tg = format!("targetgroup/{cluster}/1");
+    let s = reevaluating(
+        cluster,
+        desired,
+        &[
+            ("PREDICTIVE_MODE", mode),
+            ("PREDICTIVE_LOAD_BALANCER", lb.as_str()),
+            ("PREDICTIVE_TARGET_GROUP", tg.as_str()),
+            ("PREDICTIVE_HISTORY_DAYS", "2"),
+        ],
+    )
+    .await;
+    s.put_inflight_alarm("OK").await;
+    s
+}
+
+impl Stack {
+    /// RequestCount sums, one datapoint inside each 5-minute step of `[from, from + n steps)`,
+    /// `rps(i)` requests per second in step `i` (the load balancer's metric, as CloudWatch
+    /// holds it).
+    async fn request_counts(&self, from: DateTime<Utc>, n: usize, rps: impl Fn(usize) -> f64) {
+        let lb = format!("app/{}/1", self.cluster);
+        let tg = format!("targetgroup/{}/1", self.cluster);
+        let data: Vec<MetricDatum> = (0..n)
+            .map(|i| {
+                let at = from + Duration::seconds(i as i64 * 300 + 10);
+                MetricDatum::builder()
+                    .metric_name("RequestCount")
+                    .dimensions(Dimension::builder().name("LoadBalancer").value(&lb).build())
+                    .dimensions(Dimension::builder().name("TargetGroup").value(&tg).build())
+                    .timestamp(aws_smithy_types::DateTime::from_secs(at.timestamp()))
+                    .value(rps(i) * 300.0)
+                    .unit(StandardUnit::Count)
+                    .build()
+            })
+            .collect();
+        for chunk in data.chunks(500) {
+            self.deps
+                .cloudwatch
+                .client()
+                .put_metric_data()
+                .namespace("AWS/ApplicationELB")
+                .set_metric_data(Some(chunk.to_vec()))
+                .send()
+                .await
+                .expect("PutMetricData RequestCount");
+        }
+    }
+
+    /// 25 hours of 300 req/s ending at the last whole step before `now` minus a minute, with
+    /// 10,000 req/s one day before the step that follows (what the forecast repeats).
+    async fn a_day_with_a_peak_next(&self, now: DateTime<Utc>) {
+        let end = (now.timestamp() - 60).div_euclid(300) * 300;
+        let from = DateTime::from_timestamp(end - 25 * 3600, 0).unwrap();
+        // Step 12 of the history is one day before the step after its end.
+        self.request_counts(from, 300, |i| if i == 12 { 10_000.0 } else { 300.0 })
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn predictive_on_raises_desired_ahead_of_the_forecast() {
+    let s = forecasting("up-forecast-on", 2, "on").await;
+    let now = t0();
+    s.a_day_with_a_peak_next(now).await;
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    // 10,000 req/s / 2,100 per task -> 5 tasks.
+    assert_eq!(s.desired().await, 5);
+    assert!(
+        report
+            .decision
+            .reason
+            .contains("ahead of the forecast: desired 2 -> 5"),
+        "{}",
+        report.decision.reason
+    );
+    let f = step(&report, "forecast");
+    assert!(f.ok && f.detail.contains("peak 10000 req/s"), "{f:?}");
+    // Never lowered on a forecast: the next run (the peak behind it) leaves 5.
+    let later = now + Duration::seconds(600);
+    let report = handle_at(schedule(later), &s.deps, later).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+    assert_eq!(s.desired().await, 5);
+}
+
+#[tokio::test]
+async fn forecast_only_reports_what_it_would_do_and_changes_nothing() {
+    let s = forecasting("up-forecast-only", 2, "forecast-only").await;
+    let now = t0();
+    s.a_day_with_a_peak_next(now).await;
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+    assert_eq!(s.desired().await, 2);
+    let f = step(&report, "forecast");
+    assert!(
+        f.detail
+            .starts_with("forecast-only: would raise desired 2 -> 5; forecast: peak 10000 req/s"),
+        "{f:?}"
+    );
+}
+
+#[tokio::test]
+async fn under_a_day_of_history_the_forecast_says_so_and_does_nothing() {
+    let s = forecasting("up-forecast-short", 2, "on").await;
+    let now = t0();
+    let end = (now.timestamp() - 60).div_euclid(300) * 300;
+    // Ten hours of history only.
+    s.request_counts(
+        DateTime::from_timestamp(end - 10 * 3600, 0).unwrap(),
+        120,
+        |_| 9_000.0,
+    )
+    .await;
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+    assert_eq!(s.desired().await, 2);
+    let f = step(&report, "forecast");
+    assert!(f.detail.contains("not enough history"), "{f:?}");
+}

@@ -192,6 +192,8 @@ pub struct Config {
     /// `SCHEDULE_WINDOWS`: the floor and ceiling by time of day; none: the plain
     /// `MIN_TASKS`/`MAX_TASKS` always.
     pub windows: crate::window::Windows,
+    /// Predictive pre-scaling (`PREDICTIVE_*`; off when `PREDICTIVE_MODE` is unset).
+    pub predictive: crate::predictive::Predictive,
 }
 
 impl Config {
@@ -284,6 +286,7 @@ impl Config {
                     .map_err(|why| env.invalid("SCHEDULE_WINDOWS", &why))?
             }
         };
+        let predictive = predictive(&env)?;
         Ok(Config {
             cluster: env.required("CLUSTER_NAME")?,
             service: env.required("SERVICE_NAME")?,
@@ -323,8 +326,58 @@ impl Config {
             scale_out_proportional_alarms,
             scale_out_reevaluate: Duration::from_secs(scale_out_reevaluate),
             windows,
+            predictive,
         })
     }
+}
+
+fn predictive<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<crate::predictive::Predictive, ConfigError> {
+    use crate::predictive::{Predictive, PredictiveMode};
+    let d = Predictive::off();
+    let mode = match env.get("PREDICTIVE_MODE") {
+        None => PredictiveMode::Off,
+        Some(m) => PredictiveMode::parse(&m)
+            .ok_or_else(|| env.invalid("PREDICTIVE_MODE", "expected off, forecast-only or on"))?,
+    };
+    let task_rps: f64 = env.parse_or("PREDICTIVE_TASK_RPS", d.task_rps)?;
+    if !(task_rps.is_finite() && task_rps > 0.0) {
+        return Err(env.invalid("PREDICTIVE_TASK_RPS", "must be above 0"));
+    }
+    // GetMetricData periods are whole minutes; the forecaster's hour and day must be whole steps.
+    let step: u64 = env.parse_or("PREDICTIVE_STEP_S", d.step.as_secs())?;
+    if !(60..=900).contains(&step) || step % 60 != 0 || 3600 % step != 0 {
+        return Err(env.invalid(
+            "PREDICTIVE_STEP_S",
+            "must be whole minutes from 60 to 900 that divide an hour",
+        ));
+    }
+    let days: u64 = env.parse_or("PREDICTIVE_HISTORY_DAYS", d.history.as_secs() / 86_400)?;
+    if !(2..=14).contains(&days) {
+        return Err(env.invalid("PREDICTIVE_HISTORY_DAYS", "must be 2 to 14"));
+    }
+    let load_balancer = env.get("PREDICTIVE_LOAD_BALANCER").unwrap_or_default();
+    let target_group = env.get("PREDICTIVE_TARGET_GROUP").unwrap_or_default();
+    if mode != PredictiveMode::Off {
+        for (var, v) in [
+            ("PREDICTIVE_LOAD_BALANCER", &load_balancer),
+            ("PREDICTIVE_TARGET_GROUP", &target_group),
+        ] {
+            if v.is_empty() {
+                return Err(ConfigError::Missing(var));
+            }
+        }
+    }
+    Ok(Predictive {
+        mode,
+        task_rps,
+        lead: Duration::from_secs(env.parse_or("PREDICTIVE_LEAD_S", d.lead.as_secs())?),
+        step: Duration::from_secs(step),
+        history: Duration::from_secs(days * 86_400),
+        load_balancer,
+        target_group,
+    })
 }
 
 /// Lookup wrapper that turns absent/empty/unparsable values into named errors.
@@ -432,6 +485,41 @@ mod tests {
         assert!(!c.dry_run);
         assert_eq!(c.metrics_namespace, "VisitsApi");
         assert_eq!(c.db_cap, None);
+    }
+
+    #[test]
+    fn predictive_is_off_unless_set_and_needs_its_metric_when_on() {
+        use crate::predictive::PredictiveMode;
+        assert_eq!(
+            Config::from_map(&base()).unwrap().predictive.mode,
+            PredictiveMode::Off
+        );
+        let mut m = base();
+        m.insert("PREDICTIVE_MODE".into(), "forecast-only".into());
+        let e = Config::from_map(&m).unwrap_err().to_string();
+        assert!(e.contains("PREDICTIVE_LOAD_BALANCER"), "{e}");
+        m.insert("PREDICTIVE_LOAD_BALANCER".into(), "app/visits/abc".into());
+        m.insert(
+            "PREDICTIVE_TARGET_GROUP".into(),
+            "targetgroup/visits/def".into(),
+        );
+        m.insert("PREDICTIVE_LEAD_S".into(), "240".into());
+        let p = Config::from_map(&m).unwrap().predictive;
+        assert_eq!(p.mode, PredictiveMode::ForecastOnly);
+        assert_eq!(p.lead, Duration::from_secs(240));
+        assert_eq!(p.step, Duration::from_secs(300));
+        for (var, bad) in [
+            ("PREDICTIVE_MODE", "sometimes"),
+            ("PREDICTIVE_STEP_S", "420"),
+            ("PREDICTIVE_STEP_S", "90"),
+            ("PREDICTIVE_HISTORY_DAYS", "1"),
+            ("PREDICTIVE_TASK_RPS", "0"),
+        ] {
+            let mut m = m.clone();
+            m.insert(var.into(), bad.into());
+            let e = Config::from_map(&m).unwrap_err().to_string();
+            assert!(e.contains(var), "{var}={bad}: {e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod forecast;
 pub mod headroom;
 pub mod policy;
+pub mod predictive;
 pub mod report;
 pub mod trigger;
 pub mod window;

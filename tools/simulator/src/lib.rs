@@ -8,6 +8,7 @@
 //! Used by `make bench-scaling` (every trace of `../shared/traces/` and the
 //! synthetic shapes) and by the operators' `simulate` command (`main.rs`).
 
+pub mod ahead;
 pub mod baselines;
 pub mod metrics;
 pub mod oracle;

@@ -3,8 +3,9 @@
 //! synthetic shapes). `simulator params` lists the model's parameters.
 
 use anyhow::{bail, Context};
+use simulator::ahead::{daily_window, HISTORY_DAYS};
 use simulator::params::Params;
-use simulator::run::{run_all, scale_factor, Compare, Run};
+use simulator::run::{run_all, run_with, scale_factor, Compare, Run, Variant};
 use simulator::setup::{default_template, Setup};
 use simulator::{report, trace};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,9 @@ usage:
       Every *.csv of DIR (default: ../shared/traces beside the repository) and
       the synthetic shapes, each scaled so its peak minute is PEAK_OF_MAX of
       max tasks; tables on stdout, plots and summary.md in DIR (default
-      target/bench-scaling).
+      target/bench-scaling). Traces of more than 4 days also run the project
+      with a daily window drawn from their first 3 days, and with
+      PREDICTIVE_MODE=on, and list the days where those lose.
   simulator params
       The model's parameters, defaults and sources.";
 
@@ -227,9 +230,12 @@ fn bench(args: &mut Args) -> anyhow::Result<()> {
         };
         let scaled = t.scaled(factor);
         let started = Instant::now();
-        let run = run_all(&scaled, factor, &setup, &p, seed, Compare::All)?;
+        let variants = ahead_variants(&scaled, &sets, &setup)?;
+        let run = run_with(&scaled, factor, &setup, &variants, &p, seed, Compare::All)?;
         let secs = started.elapsed().as_secs_f64();
         print_run(&run, &setup, secs);
+        let losses = report::losses(&run);
+        print!("{losses}");
         let plot = out.join(format!("{}.svg", run.trace));
         std::fs::write(&plot, report::svg(&run))
             .with_context(|| format!("write {}", plot.display()))?;
@@ -241,6 +247,7 @@ fn bench(args: &mut Args) -> anyhow::Result<()> {
             run.scale,
             report::table(&run)
         ));
+        summary.push_str(&losses);
     }
     let md = out.join("summary.md");
     std::fs::write(&md, summary).with_context(|| format!("write {}", md.display()))?;
@@ -250,4 +257,62 @@ fn bench(args: &mut Args) -> anyhow::Result<()> {
         md.display()
     );
     Ok(())
+}
+
+/// The project with a scheduled window (an operator's, from the trace's first days; when some
+/// hour of them needs more than the minimum) and with predictive scaling on (5-minute and
+/// 1-minute steps), for traces long enough to have that history and a day after it.
+fn ahead_variants(
+    t: &trace::Trace,
+    sets: &[(String, String)],
+    setup: &Setup,
+) -> anyhow::Result<Vec<Variant>> {
+    if t.len_s() < (HISTORY_DAYS + 1) * 86_400 {
+        return Ok(Vec::new());
+    }
+    let with = |extra: &[(&str, &str)]| -> anyhow::Result<Setup> {
+        let mut all = sets.to_vec();
+        all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // Model parameters were applied to the base run already.
+        Setup::load(&default_template(), &all, &mut Params::default())
+    };
+    let c = &setup.config;
+    let mut out = Vec::new();
+    match daily_window(t, c.predictive.task_rps, c.min_tasks, c.max_tasks) {
+        Some(window) => {
+            let w: serde_json::Value = serde_json::from_str(&window)?;
+            // `cron(M H * * ? *)` -> `H:MM`.
+            let at = |k: &str| {
+                let e = w[0][k].as_str().unwrap_or_default();
+                let f: Vec<&str> = e.trim_start_matches("cron(").split(' ').collect();
+                format!(
+                    "{}:{:0>2}",
+                    f.get(1).unwrap_or(&""),
+                    f.first().unwrap_or(&"")
+                )
+            };
+            out.push(Variant {
+                label: format!(
+                    "this project + window {}-{} min {} (days 1-{HISTORY_DAYS})",
+                    at("start"),
+                    at("end"),
+                    w[0]["min"]
+                ),
+                setup: with(&[("SCHEDULE_WINDOWS", &window)])?,
+            });
+        }
+        None => println!(
+            "\n(no scheduled window: no hour of days 1-{HISTORY_DAYS} needs more than {} tasks)",
+            c.min_tasks
+        ),
+    }
+    out.push(Variant {
+        label: "this project + predictive (5-min steps)".into(),
+        setup: with(&[("PREDICTIVE_MODE", "on")])?,
+    });
+    out.push(Variant {
+        label: "this project + predictive (1-min steps)".into(),
+        setup: with(&[("PREDICTIVE_MODE", "on"), ("PREDICTIVE_STEP_S", "60")])?,
+    });
+    Ok(out)
 }

@@ -30,6 +30,9 @@ pub struct Values {
     pub memory: f64,
     pub in_flight: f64,
     pub p95_ms: f64,
+    /// Requests arriving per second at the load balancer, all tasks together (its
+    /// `RequestCount`, overloaded requests included: predictive scaling's history).
+    pub requests: f64,
 }
 
 impl Values {
@@ -66,6 +69,7 @@ pub fn values(demand: f64, serving: i32, p: &Params) -> Values {
             saturation * mean_s
         },
         p95_ms: 20f64.ln() * mean_s * 1000.0,
+        requests: demand,
     }
 }
 
@@ -107,6 +111,7 @@ impl Sampler {
         self.sum.memory += v.memory;
         self.sum.in_flight += v.in_flight;
         self.sum.p95_ms += v.p95_ms;
+        self.sum.requests += v.requests;
         self.n += 1;
         if (t + 1) % self.interval != 0 {
             return None;
@@ -120,6 +125,7 @@ impl Sampler {
                 memory: self.sum.memory / n,
                 in_flight: self.sum.in_flight / n,
                 p95_ms: self.sum.p95_ms / n,
+                requests: self.sum.requests / n,
             },
             tasks,
         };

@@ -14,9 +14,16 @@
 //!   both for the low alarm's action and for the reconcile schedule (which
 //!   re-reads `SCALE_IN_ALARMS`), at the schedule's rate from the template.
 //!
+//! - ahead of the load (when the configuration asks for it): the scheduled
+//!   windows of `SCHEDULE_WINDOWS` bound every decision as in the functions
+//!   (`Windows::bounds_at_utc`, the simulated clock), and `PREDICTIVE_MODE`
+//!   makes the re-evaluation forecast from the load balancer's request count
+//!   ([`crate::ahead::LoadHistory`]) with `scaling::predictive`.
+//!
 //! Only AWS's timing is modelled: the Lambda invoke latency, and the service's
 //! task start, drain and stop ([`crate::service`]).
 
+use crate::ahead::LoadHistory;
 use crate::baselines::Policy;
 use crate::metrics::{AlarmFeed, Sample, EPOCH_MS};
 use crate::params::Params;
@@ -31,6 +38,7 @@ use scaling::aws::cloudwatch::{Datapoint as CwDatapoint, MetricAlarm};
 use scaling::config::Config;
 use scaling::episode::{self, EpisodeState};
 use scaling::policy::{self, AlarmInput, Decision, History, Limits, ServiceState};
+use scaling::predictive::{self, Outlook, PredictiveMode};
 use scaling::trigger::{self, AlarmState};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -77,7 +85,10 @@ enum Due {
 
 /// The project's autoscaler over the simulated service.
 pub struct Project {
+    label: String,
     config: Config,
+    /// The request-count history predictive scaling reads (None: `PREDICTIVE_MODE=off`).
+    history: Option<LoadHistory>,
     watched: Vec<Watched>,
     latency: i64,
     schedule_s: Option<i64>,
@@ -111,7 +122,14 @@ impl Project {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()?;
+        let pr = &setup.config.predictive;
+        let history = (pr.mode != PredictiveMode::Off).then(|| {
+            // The load balancer's metrics are per minute, like AWS/ECS's.
+            LoadHistory::new(pr.step, pr.history, p.ecs_metric_delay_s.round() as i64)
+        });
         Ok(Project {
+            label: "this project".into(),
+            history,
             config: setup.config.clone(),
             watched,
             latency: p.lambda_latency_s.round() as i64,
@@ -123,6 +141,24 @@ impl Project {
             runtime,
             log: Vec::new(),
         })
+    }
+
+    /// The same autoscaler under another name in the table.
+    pub fn labelled(mut self, label: &str) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// The forecast at `now` (None: `PREDICTIVE_MODE=off`).
+    fn outlook(&self, now: i64) -> Option<Outlook> {
+        let h = self.history.as_ref()?;
+        let (series, end) = h.visible(now);
+        Some(predictive::outlook(
+            &self.config.predictive,
+            &series,
+            utc(end),
+            utc(now),
+        ))
     }
 
     fn enqueue(&mut self, at: i64, due: Due) {
@@ -171,14 +207,22 @@ impl Project {
             Due::Reevaluate { schedule_t } => {
                 let alarms: Vec<(MetricAlarm, Option<CwDatapoint>)> =
                     self.watched.iter().map(metric_alarm).collect();
-                let (d, wait, reason) = scale_up_reevaluation(
+                let outlook = self.outlook(now);
+                let acting = outlook
+                    .as_ref()
+                    .filter(|_| self.config.predictive.mode == PredictiveMode::On);
+                let (d, wait, mut reason) = scale_up_reevaluation(
                     &self.config,
                     svc,
                     now,
                     schedule_t,
                     &alarms,
+                    acting,
                     &mut self.tags,
                 );
+                if let (Some(o), None) = (&outlook, acting) {
+                    reason = format!("{reason}; forecast-only: {}", o.describe());
+                }
                 let action = match d {
                     Some(target) => {
                         svc.set_desired(target, now);
@@ -304,7 +348,7 @@ pub fn scale_up_decision(
                     pending: svc.pending(t),
                     deployment_in_progress: false,
                 },
-                &Limits::for_alarm(c, &alarm.alarm_name),
+                &Limits::for_alarm(c, &alarm.alarm_name).within(&c.windows.bounds_at_utc(utc(now))),
                 &History::from_state(&state),
                 &AlarmInput::from_alarm(&alarm),
                 cap.as_ref(),
@@ -376,7 +420,10 @@ fn service_state(svc: &Service, now: i64) -> ServiceState {
 /// Scale-up's scheduled re-evaluation (`scale_up::reevaluate::evaluate`'s
 /// steps, in its order): pause, the MIN_TASKS floor, then every
 /// `SCALE_OUT_ALARMS` alarm in ALARM decided with its newest datapoint, the
-/// largest decision driving one step under the schedule's key. Returns the new
+/// largest decision driving one step under the schedule's key. Between the
+/// floor and the alarms, when `forecast` is given (`PREDICTIVE_MODE=on`), the
+/// forecast's raise (`scaling::predictive::decide`) under the key `forecast`.
+/// Every limit is within the bounds in force (`SCHEDULE_WINDOWS`). Returns the new
 /// desired count (None: skipped), the wait for a cooldown that ends within the
 /// schedule's period, and the reason.
 pub fn scale_up_reevaluation(
@@ -385,8 +432,10 @@ pub fn scale_up_reevaluation(
     now: i64,
     schedule_t: i64,
     alarms: &[(MetricAlarm, Option<CwDatapoint>)],
+    forecast: Option<&Outlook>,
     tags: &mut BTreeMap<String, String>,
 ) -> (Option<i32>, Option<std::time::Duration>, String) {
+    let bounds = c.windows.bounds_at_utc(utc(now));
     let state = EpisodeState::from_tags(tags);
     if state.paused {
         return (None, None, policy::Skip::Paused.reason());
@@ -401,10 +450,16 @@ pub fn scale_up_reevaluation(
             format!("scaled out {} -> {target}", s.desired),
         )
     };
-    if let Some(Decision::ScaleTo { target, .. }) =
-        policy::decide_floor(&s, &Limits::from_config(c), &history)
-    {
-        let key = episode::alarm_key("floor", utc(schedule_t));
+    let limits = Limits::from_config(c).within(&bounds);
+    let raise = policy::decide_floor(&s, &limits, &history)
+        .map(|d| ("floor", d))
+        .or_else(|| {
+            forecast
+                .and_then(|o| predictive::decide(&s, &limits, &history, o))
+                .map(|d| ("forecast", d))
+        });
+    if let Some((name, Decision::ScaleTo { target, .. })) = raise {
+        let key = episode::alarm_key(name, utc(schedule_t));
         return match prior(c, &state, &key, s.desired) {
             Some(Ok(t)) => record(&key, t, tags),
             Some(Err(why)) => (None, None, why),
@@ -433,7 +488,7 @@ pub fn scale_up_reevaluation(
                 .and_then(|x| x.1);
             policy::decide_scale_out(
                 &s,
-                &Limits::for_alarm(c, &a.name),
+                &Limits::for_alarm(c, &a.name).within(&bounds),
                 &history,
                 &scale_up::reevaluate::alarm_input(a, point),
                 cap.as_ref(),
@@ -462,10 +517,13 @@ pub fn scale_up_reevaluation(
 
 impl Policy for Project {
     fn name(&self) -> String {
-        "this project".into()
+        self.label.clone()
     }
 
     fn on_sample(&mut self, s: &Sample) {
+        if let Some(h) = &mut self.history {
+            h.add(s.start, s.len, s.mean.requests);
+        }
         for w in &mut self.watched {
             w.feed.push(s);
         }

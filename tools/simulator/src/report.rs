@@ -38,6 +38,60 @@ pub fn table(run: &Run) -> String {
     s
 }
 
+/// Where each variant of the project (rows 2.. of the run) does worse than the project as
+/// configured (row 1), per day of the trace: every day with more overloaded time, and the
+/// three days with the most extra task-hours. Empty without variants.
+pub fn losses(run: &Run) -> String {
+    let mut s = String::new();
+    let Some(base) = run.scores.first() else {
+        return s;
+    };
+    for v in run.scores.iter().skip(1).take(run.variants) {
+        let _ = writeln!(
+            s,
+            "\n{} against {}, per day (day 1 = the trace's first):",
+            v.policy, base.policy
+        );
+        let days: Vec<(usize, i64, f64)> = v
+            .daily
+            .iter()
+            .zip(&base.daily)
+            .enumerate()
+            .map(|(d, (a, b))| (d + 1, a.0 as i64 - b.0 as i64, a.1 - b.1))
+            .collect();
+        let worse: Vec<String> = days
+            .iter()
+            .filter(|(_, over, _)| *over > 0)
+            .map(|(d, over, th)| {
+                format!("day {d} +{} ({th:+.1} task-hours)", duration(*over as u64))
+            })
+            .collect();
+        let better = days.iter().filter(|(_, over, _)| *over < 0).count();
+        let _ = writeln!(
+            s,
+            "- more overloaded time on {} day(s){}{}; less on {better}",
+            worse.len(),
+            if worse.is_empty() { "" } else { ": " },
+            worse.join(", ")
+        );
+        let mut costly = days.clone();
+        costly.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let top: Vec<String> = costly
+            .iter()
+            .take(3)
+            .map(|(d, over, th)| {
+                format!(
+                    "day {d} {th:+.1} task-hours ({}{})",
+                    if *over < 0 { "-" } else { "+" },
+                    duration(over.unsigned_abs())
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "- most extra task-hours: {}", top.join(", "));
+    }
+    s
+}
+
 const COLOURS: [&str; 6] = [
     "#d62728", "#1f77b4", "#17becf", "#ff7f0e", "#9467bd", "#2ca02c",
 ];

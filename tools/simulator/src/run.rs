@@ -30,6 +30,8 @@ pub struct Score {
     pub vs_oracle: f64,
     /// Serving tasks, one value per [`PLOT_STEP_S`] (the plot's line).
     pub serving: Vec<f32>,
+    /// Per day of the trace (from its start): overloaded seconds and task-hours.
+    pub daily: Vec<(u64, f64)>,
 }
 
 /// The plot's resolution: serving tasks are kept as one value per this many seconds.
@@ -48,6 +50,17 @@ pub struct Run {
     pub bounds: Bounds,
     /// The project's invocations.
     pub project_log: Vec<Invocation>,
+    /// How many of `scores`, after the first (the project as configured), are the
+    /// project under another configuration ([`Variant`]).
+    pub variants: usize,
+}
+
+/// The project under another configuration (a scheduled window, predictive scaling),
+/// scored beside it.
+pub struct Variant {
+    /// Its row in the table.
+    pub label: String,
+    pub setup: Setup,
 }
 
 /// Streams per-second service states into a [`Score`].
@@ -61,6 +74,7 @@ struct Scorer {
     episode: Option<(i64, i64)>,
     serving: Vec<f32>,
     acc: f64,
+    daily: Vec<(u64, f64)>,
 }
 
 impl Scorer {
@@ -75,16 +89,23 @@ impl Scorer {
             episode: None,
             serving: Vec::new(),
             acc: 0.0,
+            daily: Vec::new(),
         }
     }
 
     fn add(&mut self, t: i64, demand: f64, serving: i32, billed: i32) {
         let cap = f64::from(serving) * self.capacity;
         let excess = demand - cap;
+        let day = (t / 86_400) as usize;
+        if self.daily.len() <= day {
+            self.daily.resize(day + 1, (0, 0.0));
+        }
         if excess > 1e-9 {
             self.over_s += 1;
             self.over_req += excess;
+            self.daily[day].0 += 1;
         }
+        self.daily[day].1 += f64::from(billed.max(0)) / 3600.0;
         // "Enough capacity" is the demand, or max when the demand is beyond it.
         if demand.min(self.attainable_max) - cap > 1e-9 {
             match self.episode {
@@ -120,6 +141,7 @@ impl Scorer {
             worst_to_capacity_s: self.worst,
             vs_oracle: f64::NAN,
             serving: self.serving,
+            daily: self.daily,
         }
     }
 }
@@ -180,6 +202,19 @@ pub fn run_all(
     seed: u64,
     compare: Compare,
 ) -> anyhow::Result<Run> {
+    run_with(trace, scale, setup, &[], p, seed, compare)
+}
+
+/// [`run_all`], with the project also under each of `variants` (rows after the project's).
+pub fn run_with(
+    trace: &Trace,
+    scale: f64,
+    setup: &Setup,
+    variants: &[Variant],
+    p: &Params,
+    seed: u64,
+    compare: Compare,
+) -> anyhow::Result<Run> {
     let b = setup.bounds();
     let initial = oracle::needed(trace.rps.first().copied().unwrap_or(0.0), p, b.min, b.max);
     let mut policies: Vec<Box<dyn Policy + Send>> = vec![Box::new(TargetTracking::new(
@@ -201,23 +236,29 @@ pub fn run_all(
     // The project runs on this thread (its scale-down handler runs on a
     // single-threaded runtime); the others share a second one.
     let mut project = Project::new(setup, p)?;
-    let (mut scores, mut project_score) = std::thread::scope(|s| {
+    let mut projects = Vec::with_capacity(variants.len());
+    for v in variants {
+        projects.push(Project::new(&v.setup, p)?.labelled(&v.label));
+    }
+    let (scores, mut mine) = std::thread::scope(|s| {
         let others = s.spawn(|| {
             policies
                 .iter_mut()
                 .map(|pol| simulate(trace, pol.as_mut(), p, b, initial, seed))
                 .collect::<Vec<_>>()
         });
-        let mine = simulate(trace, &mut project, p, b, initial, seed);
+        let mut mine = vec![simulate(trace, &mut project, p, b, initial, seed)];
+        for v in &mut projects {
+            mine.push(simulate(trace, v, p, b, initial, seed));
+        }
         (others.join().expect("policy thread"), mine)
     });
     let oracle = oracle_score(trace, p, b, initial);
-    project_score.vs_oracle = project_score.task_hours / oracle.task_hours;
-    for s in &mut scores {
+    mine.extend(scores);
+    let mut all = mine;
+    for s in &mut all {
         s.vs_oracle = s.task_hours / oracle.task_hours;
     }
-    let mut all = vec![project_score];
-    all.extend(scores);
     let mut oracle = oracle;
     oracle.vs_oracle = 1.0;
     all.push(oracle);
@@ -235,6 +276,7 @@ pub fn run_all(
         demand_tasks,
         bounds: b,
         project_log: project.log,
+        variants: variants.len(),
     })
 }
 

@@ -67,6 +67,16 @@ impl Setup {
             }
             env.insert(k, v);
         }
+        // The load balancer's names come with the deployment; predictive scaling reads
+        // the simulated request count instead.
+        for (k, v) in [
+            ("PREDICTIVE_LOAD_BALANCER", "app/simulated/0"),
+            ("PREDICTIVE_TARGET_GROUP", "targetgroup/simulated/0"),
+        ] {
+            if env.get(k).is_none_or(|x| x.is_empty()) {
+                env.insert(k.into(), v.into());
+            }
+        }
         let map: HashMap<String, String> = env.clone().into_iter().collect();
         let config = Config::from_map(&map).context("the functions' configuration")?;
         let alarms = alarms(&t)?;
@@ -101,6 +111,9 @@ fn known_variable(k: &str) -> bool {
         "DB_MAX_CONNECTIONS",
         "DB_POOL_PER_TASK",
         "DB_INSTANCE_ID",
+        "SCHEDULE_WINDOWS",
+        "PREDICTIVE_MODE",
+        "PREDICTIVE_STEP_S",
     ]
     .contains(&k)
 }
@@ -144,10 +157,13 @@ fn function_env(t: &Value) -> anyhow::Result<BTreeMap<String, String>> {
         .context("no Globals.Function.Environment.Variables in the template")?;
     let mut env = BTreeMap::new();
     for (k, v) in vars {
-        let is_resource = v
-            .get("Ref")
-            .and_then(Value::as_str)
-            .is_some_and(|r| t["Resources"].get(r).is_some());
+        // A resource, or a parameter that only a deployment fills (the load balancer's name).
+        let is_resource = v.get("Ref").and_then(Value::as_str).is_some_and(|r| {
+            t["Resources"].get(r).is_some()
+                || t["Parameters"]
+                    .get(r)
+                    .is_some_and(|p| p.get("Default").is_none())
+        });
         if is_resource {
             continue;
         }

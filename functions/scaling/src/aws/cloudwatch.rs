@@ -1,12 +1,14 @@
 //! CloudWatch: the episode metric the dashboard plots, the database's
 //! connection count for the optional DB cap, and the scale-out alarms with their
-//! newest datapoint for scale-up's re-evaluation.
+//! newest datapoint for scale-up's re-evaluation, and the load balancer's request
+//! count history that predictive scaling forecasts from.
 
 use crate::error::AwsError;
 use crate::report::MetricRef;
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::{
-    AlarmType, Dimension, MetricDatum, StandardUnit, StateValue, Statistic,
+    AlarmType, Dimension, Metric, MetricDataQuery, MetricDatum, MetricStat, ScanBy, StandardUnit,
+    StateValue, Statistic,
 };
 use aws_sdk_cloudwatch::Client;
 use chrono::{DateTime, Utc};
@@ -247,5 +249,89 @@ impl CloudWatch {
                 })
             })
             .max_by_key(|d| d.at))
+    }
+
+    /// The load balancer's `RequestCount` (namespace `AWS/ApplicationELB`, dimensions
+    /// `LoadBalancer` and `TargetGroup`, statistic Sum) per `step` from `from` to `to`, oldest
+    /// first, one value per step (None where CloudWatch has no datapoint: the load balancer
+    /// publishes RequestCount only for periods with requests). `from` and `to` should be whole
+    /// steps: GetMetricData aligns periods to them.
+    ///
+    /// One GetMetricData query, followed through `NextToken` (at most 100,800 datapoints per
+    /// call; a 14-day history at 60 s is 20,160), `ScanBy=TimestampAscending`.
+    /// ("GetMetricData", Amazon CloudWatch API Reference,
+    /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html>;
+    /// the metric: "CloudWatch metrics for your Application Load Balancer",
+    /// <https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudwatch-metrics.html>.)
+    pub async fn request_counts(
+        &self,
+        load_balancer: &str,
+        target_group: &str,
+        step: Duration,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<crate::forecast::Series, AwsError> {
+        let step_s = step.as_secs().max(60) as i64;
+        let slots = ((to - from).num_seconds() / step_s).max(0) as usize;
+        let mut values = vec![None; slots];
+        let query = MetricDataQuery::builder()
+            .id("requests")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace("AWS/ApplicationELB")
+                            .metric_name("RequestCount")
+                            .dimensions(
+                                Dimension::builder()
+                                    .name("LoadBalancer")
+                                    .value(load_balancer)
+                                    .build(),
+                            )
+                            .dimensions(
+                                Dimension::builder()
+                                    .name("TargetGroup")
+                                    .value(target_group)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .period(step_s as i32)
+                    .stat("Sum")
+                    .build(),
+            )
+            .return_data(true)
+            .build();
+        let mut token: Option<String> = None;
+        // Bounded: each page holds at least one datapoint of at most `slots`.
+        for _ in 0..=slots.max(1) {
+            let out = self
+                .client
+                .get_metric_data()
+                .metric_data_queries(query.clone())
+                .start_time(aws_smithy_types::DateTime::from_secs(from.timestamp()))
+                .end_time(aws_smithy_types::DateTime::from_secs(to.timestamp()))
+                .scan_by(ScanBy::TimestampAscending)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("cloudwatch:GetMetricData", e))?;
+            for r in out.metric_data_results() {
+                for (t, v) in r.timestamps().iter().zip(r.values()) {
+                    let i = (t.secs() - from.timestamp()).div_euclid(step_s);
+                    if let Some(slot) = usize::try_from(i).ok().and_then(|i| values.get_mut(i)) {
+                        *slot = Some(slot.unwrap_or(0.0) + v);
+                    }
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(crate::forecast::Series {
+            step: Duration::from_secs(step_s as u64),
+            values,
+        })
     }
 }
