@@ -347,7 +347,7 @@ fn predictive<F: Fn(&str) -> Option<String>>(
     }
     // GetMetricData periods are whole minutes; the forecaster's hour and day must be whole steps.
     let step: u64 = env.parse_or("PREDICTIVE_STEP_S", d.step.as_secs())?;
-    if !(60..=900).contains(&step) || step % 60 != 0 || 3600 % step != 0 {
+    if !(60..=900).contains(&step) || !step.is_multiple_of(60) || !3600u64.is_multiple_of(step) {
         return Err(env.invalid(
             "PREDICTIVE_STEP_S",
             "must be whole minutes from 60 to 900 that divide an hour",
