@@ -553,6 +553,44 @@ fn alarm_numbers_are_literals_or_defaulted_parameters_that_the_root_passes_down(
     }
 }
 
+/// A parameter the root passes straight through (`Name: !Ref Name`) has one default: a root
+/// default that differs silently overrides the nested stack's on every deploy from the root
+/// (the root once deployed the fixed step while scaling.yaml and the measurements used the
+/// proportional one).
+#[test]
+fn parameters_passed_through_have_the_nested_stacks_default() {
+    let root = template(ROOT);
+    let mut differ = Vec::new();
+    for (id, stack) in resources(root) {
+        let Some(location) = stack["Properties"]["Location"].as_str() else {
+            continue;
+        };
+        let nested = template(location);
+        let passed = stack["Properties"]["Parameters"].as_object().cloned();
+        for (param, v) in passed.unwrap_or_default() {
+            if v != json!({ "Ref": param }) {
+                continue;
+            }
+            let (outer, inner) = (
+                &root["Parameters"][&param]["Default"],
+                &nested["Parameters"][&param]["Default"],
+            );
+            // Compare as text: YAML may spell the same default as 60 or "60".
+            let text = |d: &Value| d.as_str().map_or_else(|| d.to_string(), str::to_string);
+            if !inner.is_null() && !outer.is_null() && text(outer) != text(inner) {
+                differ.push(format!(
+                    "{id} ({location}).{param}: root {outer}, nested {inner}"
+                ));
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "defaults that differ:\n{}",
+        differ.join("\n")
+    );
+}
+
 #[test]
 fn high_resolution_alarms_use_10_second_periods() {
     let t = template(SCALING);
