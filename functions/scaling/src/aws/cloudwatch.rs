@@ -118,30 +118,16 @@ impl CloudWatch {
     /// minutes; None when there is no datapoint yet.
     pub async fn database_connections(&self, instance_id: &str) -> Result<Option<f64>, AwsError> {
         let now = SystemTime::now();
-        let out = self
-            .client
-            .get_metric_statistics()
-            .namespace("AWS/RDS")
-            .metric_name("DatabaseConnections")
-            .dimensions(
-                Dimension::builder()
-                    .name("DBInstanceIdentifier")
-                    .value(instance_id)
-                    .build(),
-            )
-            .start_time((now - Duration::from_secs(300)).into())
-            .end_time(now.into())
-            .period(60)
-            .statistics(Statistic::Maximum)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("cloudwatch:GetMetricStatistics", e))?;
-        Ok(out
-            .datapoints()
-            .iter()
-            .filter_map(|d| Some((d.timestamp()?.secs(), d.maximum()?)))
-            .max_by_key(|(t, _)| *t)
-            .map(|(_, v)| v))
+        let metric = MetricRef {
+            namespace: "AWS/RDS".into(),
+            name: "DatabaseConnections".into(),
+            dimensions: [("DBInstanceIdentifier".into(), instance_id.into())].into(),
+        };
+        let from = now - Duration::from_secs(300);
+        let newest = self
+            .newest(&metric, Statistic::Maximum, 60, from, now)
+            .await?;
+        Ok(newest.map(|d| d.value))
     }
 
     /// DescribeAlarms for `names` (metric alarms, 100 names per call: the API's limit).
@@ -212,20 +198,37 @@ impl CloudWatch {
             return Ok(None);
         };
         let period = period.max(1);
+        let (from, to) = (
+            now - Duration::from_secs(3 * period as u64),
+            now + Duration::from_secs(period as u64),
+        );
+        let stat = Statistic::from(stat.as_str());
+        self.newest(metric, stat, period, from, to).await
+    }
+
+    /// GetMetricStatistics of one metric and statistic over `[from, to)`: the newest
+    /// datapoint, or None.
+    async fn newest(
+        &self,
+        metric: &MetricRef,
+        stat: Statistic,
+        period: i32,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Option<Datapoint>, AwsError> {
         let dims = metric
             .dimensions
             .iter()
             .map(|(k, v)| Dimension::builder().name(k).value(v).build())
             .collect();
-        let stat = Statistic::from(stat.as_str());
         let out = self
             .client
             .get_metric_statistics()
             .namespace(&metric.namespace)
             .metric_name(&metric.name)
             .set_dimensions(Some(dims))
-            .start_time((now - Duration::from_secs(3 * period as u64)).into())
-            .end_time((now + Duration::from_secs(period as u64)).into())
+            .start_time(from.into())
+            .end_time(to.into())
             .period(period)
             .statistics(stat.clone())
             .send()
