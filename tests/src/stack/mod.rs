@@ -75,6 +75,29 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The service target group's targets as DescribeTargetHealth lists them: each
+    /// `(ip, port, draining)`, where `draining` means deregistered but not yet gone.
+    pub async fn target_health(&self) -> anyhow::Result<Vec<(String, i32, bool)>> {
+        use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
+        let out = self
+            .elb
+            .describe_target_health()
+            .target_group_arn(&self.target_group)
+            .send()
+            .await
+            .context("describe_target_health")?;
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|d| {
+                let t = d.target()?;
+                let draining = d.target_health().and_then(|h| h.state())
+                    == Some(&TargetHealthStateEnum::Draining);
+                Some((t.id()?.to_string(), t.port()?, draining))
+            })
+            .collect())
+    }
+
     /// Creates cluster `visits`, task definition `visits-api` (awsvpc, port
     /// 8080, Fargate cpu/memory at task level as in infra/service.yaml),
     /// target group `visits-api` (IP targets, deregistration delay

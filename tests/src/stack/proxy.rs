@@ -40,7 +40,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use test_support::guard::{GuardOpts, Guarded};
 
 use super::{loopback_twin, Stack};
@@ -356,26 +355,14 @@ impl Sync {
     /// The group's targets as `ip:port`: those that should get traffic, and
     /// the deregistered ones still `draining`.
     async fn targets(&self) -> anyhow::Result<(BTreeSet<String>, BTreeSet<String>)> {
-        let out = self
-            .stack
-            .elb
-            .describe_target_health()
-            .target_group_arn(&self.stack.target_group)
-            .send()
-            .await
-            .context("describe_target_health")?;
         let (mut serving, mut draining) = (BTreeSet::new(), BTreeSet::new());
-        for d in out.target_health_descriptions() {
-            let Some(t) = d.target() else { continue };
-            let (Some(id), Some(port)) = (t.id(), t.port()) else {
-                continue;
-            };
-            let state = d.target_health().and_then(|h| h.state());
-            if state == Some(&TargetHealthStateEnum::Draining) {
-                draining.insert(format!("{id}:{port}"));
+        for (ip, port, is_draining) in self.stack.target_health().await? {
+            let set = if is_draining {
+                &mut draining
             } else {
-                serving.insert(format!("{id}:{port}"));
-            }
+                &mut serving
+            };
+            set.insert(format!("{ip}:{port}"));
         }
         Ok((serving, draining))
     }

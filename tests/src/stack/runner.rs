@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use nix::sys::signal::Signal;
 use test_support::guard::{GuardOpts, Guarded};
 use test_support::moto::Moto;
@@ -371,28 +371,18 @@ impl Ctx {
 
     /// The target group's targets (`ip` -> registered or draining).
     async fn targets(&self) -> anyhow::Result<BTreeMap<String, Registration>> {
-        let out = self
-            .stack
-            .elb
-            .describe_target_health()
-            .target_group_arn(&self.stack.target_group)
-            .send()
-            .await
-            .context("describe_target_health")?;
-        let mut map = BTreeMap::new();
-        for d in out.target_health_descriptions() {
-            let Some(id) = d.target().and_then(|t| t.id()) else {
-                continue;
-            };
-            let state = d.target_health().and_then(|h| h.state());
-            let reg = if state == Some(&TargetHealthStateEnum::Draining) {
-                Registration::Draining
-            } else {
-                Registration::Registered
-            };
-            map.insert(id.to_string(), reg);
-        }
-        Ok(map)
+        let seen = self.stack.target_health().await?;
+        Ok(seen
+            .into_iter()
+            .map(|(ip, _, draining)| {
+                let reg = if draining {
+                    Registration::Draining
+                } else {
+                    Registration::Registered
+                };
+                (ip, reg)
+            })
+            .collect())
     }
 
     /// The re-registration switch: every kept task's target is in the group.
