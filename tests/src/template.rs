@@ -73,3 +73,32 @@ pub fn infra_templates() -> anyhow::Result<BTreeMap<String, Value>> {
     anyhow::ensure!(!files.is_empty(), "no templates in {}", dir.display());
     decode_all(&files)
 }
+
+/// Every `infra/*.yaml`, decoded once per test process, by file name.
+pub fn cached() -> &'static BTreeMap<String, Value> {
+    static T: std::sync::OnceLock<BTreeMap<String, Value>> = std::sync::OnceLock::new();
+    T.get_or_init(|| infra_templates().unwrap_or_else(|e| panic!("{e:#}")))
+}
+
+/// One decoded template of `infra/` by file name (e.g. `scaling.yaml`), from [`cached`].
+pub fn infra(name: &str) -> &'static Value {
+    cached()
+        .get(name)
+        .unwrap_or_else(|| panic!("infra/{name} is missing"))
+}
+
+/// The alarms of `t` whose `AlarmActions` invoke one of `functions` (logical ids):
+/// `(logical id, alarm resource)`.
+pub fn alarms_invoking<'a>(t: &'a Value, functions: &[&str]) -> Vec<(&'a String, &'a Value)> {
+    of_type(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, a)| {
+            a["Properties"]["AlarmActions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(referenced_id)
+                .any(|id| functions.contains(&id.as_str()))
+        })
+        .collect()
+}

@@ -18,7 +18,6 @@ mod deploy;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// The template that holds the functions, alarms and rules.
 const SCALING: &str = "scaling.yaml";
@@ -90,17 +89,7 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// Every template in infra/, decoded to JSON, by file name.
-fn templates() -> &'static BTreeMap<String, Value> {
-    static T: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
-    T.get_or_init(|| e2e::template::infra_templates().unwrap_or_else(|e| panic!("{e:#}")))
-}
-
-fn template(name: &str) -> &'static Value {
-    templates()
-        .get(name)
-        .unwrap_or_else(|| panic!("infra/{name} is missing"))
-}
+use e2e::template::{cached as templates, infra as template};
 
 /// `!Sub` strings (or literals) with `${Param}` replaced by the parameter defaults.
 fn resolve_name(t: &Value, v: &Value) -> String {
@@ -888,18 +877,11 @@ fn scaling_alarm_names_are_exactly_the_alarms_that_invoke_scale_up_or_down() {
     .map(|s| s.trim().to_string())
     .filter(|s| !s.is_empty())
     .collect();
-    let invoking: BTreeSet<String> = of_type(t, "AWS::CloudWatch::Alarm")
-        .into_iter()
-        .filter(|(_, a)| {
-            a["Properties"]["AlarmActions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(referenced_id)
-                .any(|id| id == "ScaleUpFunction" || id == "ScaleDownFunction")
-        })
-        .map(|(_, a)| resolve_name(t, &a["Properties"]["AlarmName"]))
-        .collect();
+    let invoking: BTreeSet<String> =
+        e2e::template::alarms_invoking(t, &["ScaleUpFunction", "ScaleDownFunction"])
+            .into_iter()
+            .map(|(_, a)| resolve_name(t, &a["Properties"]["AlarmName"]))
+            .collect();
     assert_eq!(
         listed, invoking,
         "NotifyFunction's SCALING_ALARM_NAMES vs the alarms whose actions scale"

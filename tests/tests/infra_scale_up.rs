@@ -2,19 +2,12 @@
 //! schedule that re-reads the scale-out alarms, its permissions, and that every
 //! alarm whose action invokes scale-up is one the schedule re-reads.
 
-use e2e::template::{infra_templates, of_type, referenced_id, resolve_number, resolve_text};
+use e2e::template::{of_type, referenced_id, resolve_number, resolve_text};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 
 fn scaling() -> &'static Value {
-    static T: OnceLock<Value> = OnceLock::new();
-    T.get_or_init(|| {
-        infra_templates()
-            .expect("decode infra/")
-            .remove("scaling.yaml")
-            .expect("infra/scaling.yaml")
-    })
+    e2e::template::infra("scaling.yaml")
 }
 
 fn global_var(name: &str) -> &'static Value {
@@ -35,16 +28,8 @@ fn names(v: &Value) -> BTreeSet<String> {
 /// Alarm resources whose `AlarmActions` invoke `function`: (name, properties).
 fn alarms_invoking(function: &str) -> Vec<(String, &'static Value)> {
     let t = scaling();
-    of_type(t, "AWS::CloudWatch::Alarm")
+    e2e::template::alarms_invoking(t, &[function])
         .into_iter()
-        .filter(|(_, a)| {
-            a["Properties"]["AlarmActions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(referenced_id)
-                .any(|id| id == function)
-        })
         .map(|(_, a)| {
             let name = resolve_text(t, &a["Properties"]["AlarmName"]).expect("alarm name");
             (name, &a["Properties"])

@@ -9,20 +9,10 @@ use scaling::config::Config;
 use scaling::report::{Outcome, TriggerSummary};
 use scaling::window::{Bounds, Windows};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::collections::HashMap;
 use test_support::moto;
 
-fn templates() -> &'static BTreeMap<String, Value> {
-    static T: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
-    T.get_or_init(|| e2e::template::infra_templates().unwrap_or_else(|e| panic!("{e:#}")))
-}
-
-fn template(name: &str) -> &'static Value {
-    templates()
-        .get(name)
-        .unwrap_or_else(|| panic!("infra/{name} is missing"))
-}
+use e2e::template::infra as template;
 
 /// `!Sub` text with `${Param}` from `values`, else the template's default.
 fn sub(t: &Value, v: &Value, values: &HashMap<&str, &str>) -> String {
