@@ -114,6 +114,16 @@ impl Stack {
             .expect("PutMetricData DatabaseConnections");
     }
 
+    /// The service's metric dimensions, as the API and the functions publish them.
+    fn service_dimensions(&self) -> Vec<Dimension> {
+        [
+            ("ClusterName", self.cluster.as_str()),
+            ("ServiceName", "visits-api"),
+        ]
+        .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+        .to_vec()
+    }
+
     /// The sum of this service's `ScaleOutTasks` episode metric in the last
     /// ten minutes (None: no datapoint).
     async fn scale_out_tasks_metric(&self) -> Option<f64> {
@@ -125,18 +135,7 @@ impl Stack {
             .get_metric_statistics()
             .namespace("VisitsApi")
             .metric_name("ScaleOutTasks")
-            .dimensions(
-                Dimension::builder()
-                    .name("ClusterName")
-                    .value(&self.cluster)
-                    .build(),
-            )
-            .dimensions(
-                Dimension::builder()
-                    .name("ServiceName")
-                    .value("visits-api")
-                    .build(),
-            )
+            .set_dimensions(Some(self.service_dimensions()))
             .start_time((now - std::time::Duration::from_secs(600)).into())
             .end_time((now + std::time::Duration::from_secs(60)).into())
             .period(3600)
@@ -444,18 +443,7 @@ impl Stack {
             .alarm_name(&name)
             .namespace("VisitsApi")
             .metric_name("InFlight")
-            .dimensions(
-                Dimension::builder()
-                    .name("ClusterName")
-                    .value(&self.cluster)
-                    .build(),
-            )
-            .dimensions(
-                Dimension::builder()
-                    .name("ServiceName")
-                    .value("visits-api")
-                    .build(),
-            )
+            .set_dimensions(Some(self.service_dimensions()))
             .statistic(Statistic::Average)
             .period(10)
             .evaluation_periods(3)
@@ -481,18 +469,7 @@ impl Stack {
             .map(|v| {
                 MetricDatum::builder()
                     .metric_name("InFlight")
-                    .dimensions(
-                        Dimension::builder()
-                            .name("ClusterName")
-                            .value(&self.cluster)
-                            .build(),
-                    )
-                    .dimensions(
-                        Dimension::builder()
-                            .name("ServiceName")
-                            .value("visits-api")
-                            .build(),
-                    )
+                    .set_dimensions(Some(self.service_dimensions()))
                     .timestamp(at.into())
                     .value(*v)
                     .unit(StandardUnit::Count)
