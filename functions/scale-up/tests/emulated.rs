@@ -286,12 +286,7 @@ async fn cooldown_blocks_a_second_action() {
     // A new alarm change 10 s later: inside the cooldown.
     let later = now + Duration::seconds(10);
     let report = handle_at(s.alarm(later), &s.deps, later).await.unwrap();
-    assert_eq!(report.outcome, Outcome::Skipped);
-    assert!(
-        report.outcome_reason.contains("cooldown"),
-        "{}",
-        report.outcome_reason
-    );
+    assert_skipped(&report, "cooldown");
     assert_eq!(s.desired().await, 2);
     // After the cooldown the next change acts.
     let after = now + Duration::seconds(61);
@@ -373,12 +368,7 @@ async fn the_max_is_respected() {
     );
     let later = now + Duration::seconds(1);
     let report = handle_at(s.alarm(later), &s.deps, later).await.unwrap();
-    assert_eq!(report.outcome, Outcome::Skipped);
-    assert!(
-        report.outcome_reason.contains("maximum of 2"),
-        "{}",
-        report.outcome_reason
-    );
+    assert_skipped(&report, "maximum of 2");
     assert_eq!(s.desired().await, 2);
 }
 
@@ -592,12 +582,7 @@ async fn still_in_alarm_after_the_cooldown_scales_out_once() {
     // The next tick, inside the new cooldown: nothing, quietly.
     let next = now + Duration::seconds(30);
     let report = handle_at(schedule(next), &s.deps, next).await.unwrap();
-    assert_eq!(report.outcome, Outcome::Skipped);
-    assert!(
-        report.outcome_reason.contains("cooldown"),
-        "{}",
-        report.outcome_reason
-    );
+    assert_skipped(&report, "cooldown");
     assert_eq!(s.desired().await, 5);
 }
 
@@ -627,12 +612,7 @@ async fn a_paused_service_is_left_alone() {
     s.pause().await;
     let now = t0();
     let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
-    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
-    assert!(
-        report.outcome_reason.contains("paused"),
-        "{}",
-        report.outcome_reason
-    );
+    assert_skipped(&report, "paused");
     assert_eq!(
         s.desired().await,
         1,
@@ -649,12 +629,7 @@ async fn pending_tasks_already_cover_the_overload() {
     s.inflight(&[90.0, 90.0]).await;
     let now = t0();
     let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
-    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
-    assert!(
-        report.outcome_reason.contains("covered"),
-        "{}",
-        report.outcome_reason
-    );
+    assert_skipped(&report, "covered");
     assert_eq!(s.desired().await, 4);
 }
 
@@ -851,4 +826,14 @@ async fn under_a_day_of_history_the_forecast_says_so_and_does_nothing() {
     assert_eq!(s.desired().await, 2);
     let f = step(&report, "forecast");
     assert!(f.detail.contains("not enough history"), "{f:?}");
+}
+
+/// The run skipped, for a reason that says `why`.
+fn assert_skipped(report: &scaling::report::Report, why: &str) {
+    assert_eq!(report.outcome, Outcome::Skipped, "{report:#?}");
+    assert!(
+        report.outcome_reason.contains(why),
+        "{}",
+        report.outcome_reason
+    );
 }
