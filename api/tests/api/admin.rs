@@ -45,12 +45,7 @@ async fn admin_is_disabled_without_a_configured_token() {
 #[tokio::test]
 async fn drain_and_undrain() {
     let app = spawn_app().await;
-    let status: Value = app
-        .admin("GET", "/admin/drain", Some(ADMIN_TOKEN))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = app.drain_status().await;
     assert_eq!(
         status,
         serde_json::json!({"draining": false, "in_flight": 0, "expires_in_s": null})

@@ -22,13 +22,7 @@ async fn post_drain(app: &TestApp, body: &str) -> reqwest::Response {
 }
 
 async fn draining(app: &TestApp) -> bool {
-    let v: Value = app
-        .admin("GET", "/admin/drain", Some(ADMIN_TOKEN))
-        .await
-        .json()
-        .await
-        .unwrap();
-    v["draining"] == true
+    app.drain_status().await["draining"] == true
 }
 
 #[tokio::test]

@@ -155,6 +155,15 @@ impl TestApp {
         req.send().await.expect("admin request")
     }
 
+    /// `GET /admin/drain` with the admin token: the drain state as JSON.
+    pub async fn drain_status(&self) -> Value {
+        self.admin("GET", "/admin/drain", Some(ADMIN_TOKEN))
+            .await
+            .json()
+            .await
+            .expect("drain status JSON")
+    }
+
     pub async fn stress(&self, body: &str, token: Option<&str>) -> Response {
         let mut req = self
             .client

@@ -5,11 +5,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{spawn_app_with, TestApp, ADMIN_TOKEN};
+use crate::helpers::{spawn_app_with, TestApp};
 
 pub fn addr_of(app: &TestApp) -> SocketAddr {
     app.base.trim_start_matches("http://").parse().unwrap()
@@ -37,13 +36,7 @@ pub async fn read_until_closed(s: &mut TcpStream, within: Duration) -> (String, 
 }
 
 async fn in_flight(app: &TestApp) -> u64 {
-    let v: Value = app
-        .admin("GET", "/admin/drain", Some(ADMIN_TOKEN))
-        .await
-        .json()
-        .await
-        .unwrap();
-    v["in_flight"].as_u64().unwrap()
+    app.drain_status().await["in_flight"].as_u64().unwrap()
 }
 
 #[tokio::test]
