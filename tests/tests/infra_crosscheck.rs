@@ -678,6 +678,14 @@ fn envelope(v: &Value) -> Option<&'static str> {
         && v["requestContext"]["functionArn"].is_string()
     {
         Some("destination")
+    } else if v["source"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("visits-autoscaler."))
+        && v["scheduled_time"].is_string()
+    {
+        // The input the template's EventBridge Scheduler schedules send (window edges, the
+        // forecast review), with <aws.scheduler.scheduled-time> filled in.
+        Some("scheduler-input")
     } else {
         None
     }
@@ -744,7 +752,7 @@ fn every_sample_event_is_json_for_a_known_function() {
         };
         if envelope(&v).is_none() {
             problems.push(format!(
-                "{file}: not an AWS trigger envelope (alarm action, EventBridge, SNS or Lambda destination) for {function}"
+                "{file}: not an AWS trigger envelope (alarm action, EventBridge, SNS, Lambda destination or Scheduler input) for {function}"
             ));
         }
         if let Some(name) = alarm_name_in(&v) {

@@ -328,6 +328,7 @@ fn report(s: &Settings, trigger: TriggerSummary, id: &str, d: Drained, started: 
         dry_run: false,
         // Draining an instance decides no desired count.
         bounds: None,
+        forecast_review: None,
     }
 }
 

@@ -58,7 +58,8 @@ pub struct Section {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
     pub severity: Severity,
-    /// The `kind` attribute: `episode`, `function-error`, `alarm`, `task`, `service`, `capacity`.
+    /// The `kind` attribute: `episode`, `forecast-review`, `function-error`, `alarm`, `task`,
+    /// `service`, `capacity`.
     pub kind: &'static str,
     /// The service the email is about (subject prefix, `service` attribute).
     pub service: String,

@@ -952,6 +952,7 @@ fn empty_report(s: &Settings, trigger: &Trigger) -> Report {
         duration_ms: 0,
         dry_run: s.dry_run,
         bounds: s.bounds.clone(),
+        forecast_review: None,
     }
 }
 

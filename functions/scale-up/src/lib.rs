@@ -11,12 +11,16 @@
 //! keeps desired at least `MIN_TASKS` and scales out again while a scale-out
 //! alarm stays in ALARM: CloudWatch invokes the alarm action only on a state
 //! change (docs/scale-up.md).
+//!
+//! Once a day, the forecast review ([`review`]) reports the last day's forecast
+//! against what happened; it changes nothing.
 
 mod capacity;
 mod cause;
 mod dbcap;
 mod error;
 pub mod reevaluate;
+pub mod review;
 
 pub use dbcap::cap as db_cap;
 pub use error::ScaleUpError;
@@ -67,6 +71,9 @@ impl Deps {
 /// the cooldown ending within its period waits for it (bounded by
 /// `SCALE_OUT_REEVALUATE_S`) and evaluates once more.
 pub async fn handle(event: Value, deps: &Deps) -> Result<Report, ScaleUpError> {
+    if let Some(scheduled) = scaling::review::parse_input(&event) {
+        return Box::pin(review::run(deps, scheduled?, Utc::now())).await;
+    }
     match trigger::parse(&event)? {
         // Boxed: the re-evaluation's future inside the runtime's would pass rustc's
         // query depth limit (like scaling::aws::instances' listing).
@@ -88,6 +95,9 @@ pub async fn handle_at(
     let c = &deps.config;
     // "Bad input changes nothing" (docs/invariants.md): a bad event is rejected
     // before any AWS call.
+    if let Some(scheduled) = scaling::review::parse_input(&event) {
+        return Box::pin(review::run(deps, scheduled?, now)).await;
+    }
     if let Trigger::Schedule { time, .. } = trigger::parse(&event)? {
         return Box::pin(reevaluate::evaluate(deps, time, now))
             .await
@@ -500,6 +510,7 @@ impl Episode<'_> {
             duration_ms: self.clock.elapsed().as_millis() as u64,
             dry_run: c.dry_run,
             bounds: Some(c.windows.bounds_at_utc(self.started_at)),
+            forecast_review: None,
         }
     }
 

@@ -728,32 +728,17 @@ impl Stack {
     /// `rps(i)` requests per second in step `i` (the load balancer's metric, as CloudWatch
     /// holds it).
     async fn request_counts(&self, from: DateTime<Utc>, n: usize, rps: impl Fn(usize) -> f64) {
-        let lb = format!("app/{}/1", self.cluster);
-        let tg = format!("targetgroup/{}/1", self.cluster);
-        let data: Vec<MetricDatum> = (0..n)
-            .map(|i| {
-                let at = from + Duration::seconds(i as i64 * 300 + 10);
-                MetricDatum::builder()
-                    .metric_name("RequestCount")
-                    .dimensions(Dimension::builder().name("LoadBalancer").value(&lb).build())
-                    .dimensions(Dimension::builder().name("TargetGroup").value(&tg).build())
-                    .timestamp(aws_smithy_types::DateTime::from_secs(at.timestamp()))
-                    .value(rps(i) * 300.0)
-                    .unit(StandardUnit::Count)
-                    .build()
-            })
-            .collect();
-        for chunk in data.chunks(500) {
-            self.deps
-                .cloudwatch
-                .client()
-                .put_metric_data()
-                .namespace("AWS/ApplicationELB")
-                .set_metric_data(Some(chunk.to_vec()))
-                .send()
-                .await
-                .expect("PutMetricData RequestCount");
-        }
+        let rps: Vec<f64> = (0..n).map(rps).collect();
+        test_support::cloudwatch::put_request_counts(
+            self.deps.cloudwatch.client(),
+            &format!("app/{}/1", self.cluster),
+            &format!("targetgroup/{}/1", self.cluster),
+            from.timestamp(),
+            300,
+            &rps,
+        )
+        .await
+        .expect("PutMetricData RequestCount");
     }
 
     /// 25 hours of 300 req/s ending at the last whole step before `now` minus a minute, with

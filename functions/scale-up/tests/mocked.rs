@@ -156,10 +156,21 @@ async fn every_sample_event_is_parsed_and_decided() {
             // The re-evaluation with desired at min and no SCALE_OUT_ALARMS: a quiet skip.
             assert_eq!(report.outcome, Outcome::Skipped, "{stem}: {report:?}");
             assert_eq!(ecs.update.num_calls(), 0, "{stem}");
+        } else if stem.ends_with("-review") {
+            // The daily forecast review with PREDICTIVE_MODE off (the code's default): skipped,
+            // nothing read.
+            assert_eq!(report.outcome, Outcome::Skipped, "{stem}: {report:?}");
+            assert!(
+                report.outcome_reason.contains("PREDICTIVE_MODE is off"),
+                "{stem}: {}",
+                report.outcome_reason
+            );
+            assert_eq!(ecs.calls(), 0, "{stem}");
+            assert_eq!(cw_rule.num_calls(), 0, "{stem}");
         } else {
             assert!(
                 stem.ends_with("-ok"),
-                "{stem}: name says ALARM, OK or schedule"
+                "{stem}: name says ALARM, OK, schedule or review"
             );
             assert_eq!(report.outcome, Outcome::Skipped, "{stem}");
             assert!(

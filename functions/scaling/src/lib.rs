@@ -11,5 +11,6 @@ pub mod headroom;
 pub mod policy;
 pub mod predictive;
 pub mod report;
+pub mod review;
 pub mod trigger;
 pub mod window;

@@ -117,31 +117,14 @@ impl Outlook {
 }
 
 /// The outlook from `history` (request counts per step, oldest first, the last step ending
-/// at `end`) at `now`. The history starts at its first datapoint (a new service has less than
-/// the days read); after it, a step without a datapoint had no request (the load balancer
-/// "reports metrics only when requests are flowing": "CloudWatch metrics for your Application
-/// Load Balancer", Elastic Load Balancing user guide).
+/// at `end`) at `now`, read as [`rates`].
 pub fn outlook(
     p: &Predictive,
     history: &Series,
     end: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Outlook {
-    let step_s = history.step.as_secs_f64().max(1.0);
-    let first = history
-        .values
-        .iter()
-        .position(Option::is_some)
-        .unwrap_or(history.values.len());
-    // RequestCount is a sum per step: the forecaster works on requests per second.
-    let rates = Series {
-        step: history.step,
-        values: history.values[first..]
-            .iter()
-            .map(|v| Some(v.unwrap_or(0.0) / step_s))
-            .collect(),
-    };
-    let f = forecast::next_hour(&rates);
+    let f = forecast::next_hour(&rates(history));
     let age = (now - end).to_std().unwrap_or_default();
     let lead = p.lead + age;
     let tasks = forecast::tasks_ahead(&f, history.step, lead, p.task_rps);
@@ -158,6 +141,27 @@ pub fn outlook(
         tasks,
         peak_rps,
         lead,
+    }
+}
+
+/// Requests per second from request counts per step, from the first datapoint on: before it
+/// the service had no history; after it, a step without a datapoint had no request (the load
+/// balancer "reports metrics only when requests are flowing": "CloudWatch metrics for your
+/// Application Load Balancer", Elastic Load Balancing user guide). The forecaster and the
+/// daily review ([`crate::review`]) read the same series.
+pub fn rates(history: &Series) -> Series {
+    let step_s = history.step.as_secs_f64().max(1.0);
+    let first = history
+        .values
+        .iter()
+        .position(Option::is_some)
+        .unwrap_or(history.values.len());
+    Series {
+        step: history.step,
+        values: history.values[first..]
+            .iter()
+            .map(|v| Some(v.unwrap_or(0.0) / step_s))
+            .collect(),
     }
 }
 

@@ -199,6 +199,10 @@ pub struct Report {
     /// or the plain MIN_TASKS/MAX_TASKS). None from functions that do not decide a count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounds: Option<crate::window::Bounds>,
+    /// The once-a-day forecast review (scale-up): the last day's forecast against what
+    /// happened. Only that report has it, and notify renders it as its own email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_review: Option<crate::review::ForecastReview>,
 }
 
 #[cfg(test)]

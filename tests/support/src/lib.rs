@@ -12,6 +12,7 @@
 //! ```
 
 pub mod capacity;
+pub mod cloudwatch;
 pub mod guard;
 pub mod http;
 pub mod moto;

@@ -11,7 +11,10 @@ use serde_json::Value;
 
 pub fn classify(d: &Destination, settings: &Settings) -> Verdict {
     match d {
-        Destination::Success { context, report } => episode(context, report, settings),
+        Destination::Success { context, report } => match &report.forecast_review {
+            Some(review) => super::review::classify(context, report, review, settings),
+            None => episode(context, report, settings),
+        },
         Destination::Failure {
             context,
             error,
@@ -20,7 +23,11 @@ pub fn classify(d: &Destination, settings: &Settings) -> Verdict {
     }
 }
 
-fn place(context: &RequestContext, report: Option<&Report>, settings: &Settings) -> Place {
+pub(super) fn place(
+    context: &RequestContext,
+    report: Option<&Report>,
+    settings: &Settings,
+) -> Place {
     let (region, account) = context.region_account();
     Place {
         region: report
@@ -34,7 +41,7 @@ fn place(context: &RequestContext, report: Option<&Report>, settings: &Settings)
     }
 }
 
-fn dedup_key(context: &RequestContext) -> String {
+pub(super) fn dedup_key(context: &RequestContext) -> String {
     format!("lambda:{}:{}", context.request_id, context.condition)
 }
 

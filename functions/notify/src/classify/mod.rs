@@ -7,6 +7,7 @@ mod alarm;
 mod asg;
 mod destination;
 pub(crate) mod fmt;
+mod review;
 mod service;
 mod task;
 
