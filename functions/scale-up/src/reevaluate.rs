@@ -39,7 +39,7 @@ use scaling::aws::timed;
 use scaling::config::ConfigError;
 use scaling::episode;
 use scaling::error::ScalingError;
-use scaling::policy::{self, AlarmInput, Decision, History, Limits, ServiceState};
+use scaling::policy::{self, AlarmInput, Cap, Decision, History, Limits, ServiceState};
 use scaling::predictive::{self, Outlook, PredictiveMode};
 use scaling::report::{Outcome, Report, Step, TriggerSummary};
 use scaling::trigger::AlarmState;
@@ -112,11 +112,11 @@ pub async fn evaluate(
         policy::decide_floor(&service_state(&service), &limits, &history).map(|d| ("floor", d));
     if raise.is_none() && c.predictive.mode != PredictiveMode::Off {
         let s = service_state(&service);
-        let (outlook, step) = forecast(deps, &s, &limits, &history, now).await;
+        let (outlook, step) = forecast(deps, &s, &limits, &history, cap.as_ref(), now).await;
         ep.steps.push(step);
         if c.predictive.mode == PredictiveMode::On {
             raise = outlook
-                .and_then(|o| predictive::decide(&s, &limits, &history, &o))
+                .and_then(|o| predictive::decide(&s, &limits, &history, &o, cap.as_ref()))
                 .map(|d| ("forecast", d));
         }
     }
@@ -230,6 +230,7 @@ async fn forecast(
     s: &ServiceState,
     limits: &Limits,
     history: &History,
+    cap: Option<&Cap>,
     now: DateTime<Utc>,
 ) -> (Option<Outlook>, Step) {
     let p = &deps.config.predictive;
@@ -251,7 +252,7 @@ async fn forecast(
         }
     };
     let o = predictive::outlook(p, &series, end, now);
-    step.detail = match (p.mode, predictive::decide(s, limits, history, &o)) {
+    step.detail = match (p.mode, predictive::decide(s, limits, history, &o, cap)) {
         (PredictiveMode::ForecastOnly, Some(Decision::ScaleTo { target, .. })) => format!(
             "forecast-only: would raise desired {} -> {target}; {}",
             s.desired,

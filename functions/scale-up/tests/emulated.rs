@@ -705,20 +705,17 @@ async fn the_schedule_waits_for_a_cooldown_ending_within_its_period() {
 
 /// A stack with predictive scaling in `mode` reading its own load balancer's RequestCount
 /// (the names are the cluster's, so tests do not see each other's history).
-async fn forecasting(cluster: &str, desired: i32, mode: &str) -> Stack {
+async fn forecasting(cluster: &str, desired: i32, mode: &str, extra: &[(&str, &str)]) -> Stack {
     let lb = format!("app/{cluster}/1");
     let tg = format!("targetgroup/{cluster}/1");
-    let s = reevaluating(
-        cluster,
-        desired,
-        &[
-            ("PREDICTIVE_MODE", mode),
-            ("PREDICTIVE_LOAD_BALANCER", lb.as_str()),
-            ("PREDICTIVE_TARGET_GROUP", tg.as_str()),
-            ("PREDICTIVE_HISTORY_DAYS", "2"),
-        ],
-    )
-    .await;
+    let mut vars = vec![
+        ("PREDICTIVE_MODE", mode),
+        ("PREDICTIVE_LOAD_BALANCER", lb.as_str()),
+        ("PREDICTIVE_TARGET_GROUP", tg.as_str()),
+        ("PREDICTIVE_HISTORY_DAYS", "2"),
+    ];
+    vars.extend_from_slice(extra);
+    let s = reevaluating(cluster, desired, &vars).await;
     s.put_inflight_alarm("OK").await;
     s
 }
@@ -754,7 +751,7 @@ impl Stack {
 
 #[tokio::test]
 async fn predictive_on_raises_desired_ahead_of_the_forecast() {
-    let s = forecasting("up-forecast-on", 2, "on").await;
+    let s = forecasting("up-forecast-on", 2, "on", &[]).await;
     let now = t0();
     s.a_day_with_a_peak_next(now).await;
     let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
@@ -779,8 +776,28 @@ async fn predictive_on_raises_desired_ahead_of_the_forecast() {
 }
 
 #[tokio::test]
+async fn the_database_cap_holds_the_forecast_raise() {
+    let s = forecasting("up-forecast-cap", 2, "on", &db_cap("up-forecast-cap-db")).await;
+    // 75 of 100 connections used: room for 2 more tasks' pools, so 2 -> 4, not the 5 the
+    // forecast asks for.
+    s.database_connections("up-forecast-cap-db", 75.0).await;
+    let now = t0();
+    s.a_day_with_a_peak_next(now).await;
+    let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:#?}");
+    assert_eq!(s.desired().await, 4);
+    assert!(
+        report.decision.reason.contains(
+            "ahead of the forecast: desired 2 -> 4 (capped by database connections: 75 of 100 used"
+        ),
+        "{}",
+        report.decision.reason
+    );
+}
+
+#[tokio::test]
 async fn forecast_only_reports_what_it_would_do_and_changes_nothing() {
-    let s = forecasting("up-forecast-only", 2, "forecast-only").await;
+    let s = forecasting("up-forecast-only", 2, "forecast-only", &[]).await;
     let now = t0();
     s.a_day_with_a_peak_next(now).await;
     let report = handle_at(schedule(now), &s.deps, now).await.unwrap();
@@ -796,7 +813,7 @@ async fn forecast_only_reports_what_it_would_do_and_changes_nothing() {
 
 #[tokio::test]
 async fn under_a_day_of_history_the_forecast_says_so_and_does_nothing() {
-    let s = forecasting("up-forecast-short", 2, "on").await;
+    let s = forecasting("up-forecast-short", 2, "on", &[]).await;
     let now = t0();
     let end = (now.timestamp() - 60).div_euclid(300) * 300;
     // Ten hours of history only.

@@ -9,7 +9,7 @@
 //! graceful). In `forecast-only` the run reports the same outlook and changes nothing.
 
 use crate::forecast::{self, Forecast, Series};
-use crate::policy::{Decision, History, Limits, ServiceState};
+use crate::policy::{Cap, Decision, History, Limits, ServiceState};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -165,22 +165,35 @@ pub fn rates(history: &Series) -> Series {
     }
 }
 
-/// Raise desired to the outlook's tasks (within `limits`, the bounds in force), or nothing:
-/// paused, no forecast, or desired already at or above it. Never lowers.
-pub fn decide(s: &ServiceState, l: &Limits, h: &History, o: &Outlook) -> Option<Decision> {
+/// Raise desired to the outlook's tasks (within `limits`, the bounds in force, and under
+/// `cap`, the database connections' ceiling, as an alarm's step is), or nothing: paused, no
+/// forecast, or desired already at or above it. Never lowers.
+pub fn decide(
+    s: &ServiceState,
+    l: &Limits,
+    h: &History,
+    o: &Outlook,
+    cap: Option<&Cap>,
+) -> Option<Decision> {
     let tasks = o.tasks?;
-    let target = tasks.clamp(l.min, l.max);
+    // Like the alarm's step: the cap never pushes the ceiling below min.
+    let cap = cap.filter(|c| c.tasks < l.max && c.tasks.max(l.min) < tasks);
+    let ceiling = cap.map_or(l.max, |c| c.tasks.max(l.min));
+    let target = tasks.clamp(l.min, ceiling);
     if h.paused || s.desired >= target {
         return None;
     }
+    let capped = cap
+        .map(|c| format!(" (capped by {})", c.why))
+        .unwrap_or_default();
     Some(Decision::ScaleTo {
         target,
         reason: format!(
-            "ahead of the forecast: desired {} -> {target} ({})",
+            "ahead of the forecast: desired {} -> {target}{capped} ({})",
             s.desired,
             o.describe()
         ),
-        capped_by: None,
+        capped_by: cap.cloned(),
     })
 }
 
@@ -246,7 +259,7 @@ mod tests {
         assert_eq!(o.tasks, Some(2));
         assert_eq!(o.peak_rps, Some(3000.0));
         assert!(o.describe().contains("peak 3000 req/s"), "{}", o.describe());
-        let d = decide(&state(1), &limits(1, 6), &History::default(), &o).unwrap();
+        let d = decide(&state(1), &limits(1, 6), &History::default(), &o, None).unwrap();
         assert!(matches!(d, Decision::ScaleTo { target: 2, .. }), "{d:?}");
     }
 
@@ -260,18 +273,84 @@ mod tests {
         assert_eq!(o.tasks, Some(6));
         // Already above the forecast's need: nothing.
         assert_eq!(
-            decide(&state(7), &limits(1, 10), &History::default(), &o),
+            decide(&state(7), &limits(1, 10), &History::default(), &o, None),
             None
         );
         // The ceiling in force caps it.
-        let d = decide(&state(2), &limits(1, 4), &History::default(), &o).unwrap();
+        let d = decide(&state(2), &limits(1, 4), &History::default(), &o, None).unwrap();
         assert!(matches!(d, Decision::ScaleTo { target: 4, .. }), "{d:?}");
         // Paused: nothing.
         let paused = History {
             paused: true,
             ..History::default()
         };
-        assert_eq!(decide(&state(2), &limits(1, 4), &paused, &o), None);
+        assert_eq!(decide(&state(2), &limits(1, 4), &paused, &o, None), None);
+    }
+
+    #[test]
+    fn the_database_cap_holds_the_raise_as_it_holds_an_alarm_step() {
+        let p = Predictive {
+            task_rps: 500.0,
+            ..Predictive::off()
+        };
+        let o = outlook(&p, &history(), end(), end());
+        assert_eq!(o.tasks, Some(6));
+        let cap = Cap {
+            tasks: 4,
+            why: "database connections: 160/200 used".into(),
+        };
+        let d = decide(
+            &state(2),
+            &limits(1, 10),
+            &History::default(),
+            &o,
+            Some(&cap),
+        )
+        .unwrap();
+        let Decision::ScaleTo {
+            target,
+            reason,
+            capped_by,
+        } = d
+        else {
+            panic!("{d:?}")
+        };
+        assert_eq!((target, capped_by), (4, Some(cap.clone())));
+        assert!(
+            reason.contains("2 -> 4 (capped by database connections"),
+            "{reason}"
+        );
+        // At the cap already: nothing. A cap above the need changes nothing.
+        assert_eq!(
+            decide(
+                &state(4),
+                &limits(1, 10),
+                &History::default(),
+                &o,
+                Some(&cap)
+            ),
+            None
+        );
+        let roomy = Cap { tasks: 9, ..cap };
+        let d = decide(
+            &state(2),
+            &limits(1, 10),
+            &History::default(),
+            &o,
+            Some(&roomy),
+        )
+        .unwrap();
+        assert!(
+            matches!(
+                d,
+                Decision::ScaleTo {
+                    target: 6,
+                    capped_by: None,
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -299,7 +378,7 @@ mod tests {
             .describe()
             .contains("not enough history (8.3 h of the 25 h needed)"));
         assert_eq!(
-            decide(&state(1), &limits(1, 6), &History::default(), &o),
+            decide(&state(1), &limits(1, 6), &History::default(), &o, None),
             None
         );
     }

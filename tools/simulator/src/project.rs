@@ -451,11 +451,12 @@ pub fn scale_up_reevaluation(
         )
     };
     let limits = Limits::from_config(c).within(&bounds);
+    let cap = db_cap(c, s.desired);
     let raise = policy::decide_floor(&s, &limits, &history)
         .map(|d| ("floor", d))
         .or_else(|| {
             forecast
-                .and_then(|o| predictive::decide(&s, &limits, &history, o))
+                .and_then(|o| predictive::decide(&s, &limits, &history, o, cap.as_ref()))
                 .map(|d| ("forecast", d))
         });
     if let Some((name, Decision::ScaleTo { target, .. })) = raise {
@@ -478,7 +479,6 @@ pub fn scale_up_reevaluation(
             "re-evaluation: no scale-out alarm in ALARM".into(),
         );
     }
-    let cap = db_cap(c, s.desired);
     let decisions: Vec<Decision> = in_alarm
         .iter()
         .map(|a| {
