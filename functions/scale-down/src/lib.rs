@@ -33,15 +33,7 @@ pub async fn handle<P: Port>(
     settings: &Settings,
     deadline: Instant,
 ) -> Result<Report, FnError> {
-    let trigger = trigger::parse(&event, &settings.cluster, &settings.service)?;
-    if let scaling::report::TriggerSummary::Window { window, .. } = trigger.summary() {
-        if settings.windows.get(window).is_none() {
-            return Err(trigger::TriggerError::BadEvent(format!(
-                "window {window:?} is not declared in SCHEDULE_WINDOWS"
-            ))
-            .into());
-        }
-    }
+    let trigger = trigger::parse_checked(&event, settings)?;
     let report = machine::run(port, settings, &trigger, deadline).await?;
     tracing::info!(
         episode = %report.episode_id,

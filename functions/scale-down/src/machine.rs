@@ -8,7 +8,6 @@ use crate::port::{
     AlarmView, CapacityOutcome, Port, PortError, ServiceView, Target, TargetState, TaskView,
 };
 use crate::settings::Settings;
-use crate::trigger::Trigger;
 use crate::victim::{self, Candidate};
 use chrono::Utc;
 use scaling::episode::{self as ep_state, EpisodeState};
@@ -17,6 +16,7 @@ use scaling::report::{
     Counts, DecisionSummary, DrainSummary, FunctionKind, Outcome, Report, RollbackSummary,
     ServiceRef, Step,
 };
+use scaling::trigger::{AlarmState, Trigger, WindowEdge};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -93,12 +93,11 @@ pub async fn run<P: Port>(
         });
     }
     let (alarm, key) = match trigger {
-        Trigger::Schedule { summary } => {
-            let time = match summary {
-                scaling::report::TriggerSummary::Window { scheduled_time, .. } => scheduled_time,
-                scaling::report::TriggerSummary::Schedule { time } => time,
-                _ => unreachable!("a schedule trigger carries a schedule or window summary"),
-            };
+        Trigger::Schedule { time, .. }
+        | Trigger::Window(WindowEdge {
+            scheduled_time: time,
+            ..
+        }) => {
             match still_in_alarm(port, s).await.map_err(NotStarted)? {
                 // Above the ceiling in force (a window with a lower max began, or one with
                 // a higher max ended): come down one task per cooldown, alarm or not.
@@ -119,16 +118,14 @@ pub async fn run<P: Port>(
                 }
             }
         }
-        Trigger::Alarm { state, .. } if state != "ALARM" => {
-            let why = format!("alarm state is {state}: nothing to scale in");
+        Trigger::Alarm(a) if a.state != AlarmState::Alarm => {
+            let why = format!("alarm state is {}: nothing to scale in", a.state);
             return Ok(skip(report, started, &why));
         }
-        Trigger::Alarm { name, summary, .. } => {
-            let scaling::report::TriggerSummary::Alarm { timestamp, .. } = summary else {
-                unreachable!("an alarm trigger carries an alarm summary")
-            };
-            (name.clone(), ep_state::alarm_key(name, *timestamp))
-        }
+        Trigger::Alarm(a) => (
+            a.alarm_name.clone(),
+            ep_state::alarm_key(&a.alarm_name, a.timestamp),
+        ),
     };
     if state.scale_in_done(&key).is_some() {
         let why = format!("duplicate delivery of {alarm}: already acted on");
@@ -935,7 +932,7 @@ fn empty_report(s: &Settings, trigger: &Trigger) -> Report {
         },
         region: s.region.clone(),
         account: None,
-        trigger: trigger.summary().clone(),
+        trigger: trigger.summary(),
         decision: DecisionSummary {
             action: "skip".into(),
             target: None,

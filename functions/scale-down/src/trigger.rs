@@ -1,36 +1,12 @@
-//! The events scale-down accepts: any alarm shape the shared parser knows
-//! (`scaling::trigger`), and the reconcile schedule (EventBridge `Scheduled Event`).
-//! This module only maps the library's result onto the step machine's view.
+//! The events scale-down accepts: any shape the shared parser knows
+//! (`scaling::trigger`), the reconcile schedule included. An alarm is scale-down's
+//! only when it is about this service; a window edge only when the window is declared.
+//! This module only turns the library's errors into scale-down's refusal.
 
+use crate::settings::Settings;
 use scaling::error::ScalingError;
-use scaling::report::TriggerSummary;
+use scaling::trigger::Trigger;
 use serde_json::Value;
-
-/// A parsed, validated trigger.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Trigger {
-    /// A CloudWatch alarm state change.
-    Alarm {
-        name: String,
-        state: String,
-        /// The state timestamp (RFC 3339): with the name, the idempotency key.
-        state_timestamp: String,
-        summary: TriggerSummary,
-    },
-    /// The periodic reconcile, or a scheduled window's edge: finish or roll back an
-    /// interrupted episode; scale in only while a low alarm stays in ALARM or desired is
-    /// above the ceiling in force.
-    Schedule { summary: TriggerSummary },
-}
-
-impl Trigger {
-    /// The report's view of the trigger.
-    pub fn summary(&self) -> &TriggerSummary {
-        match self {
-            Trigger::Alarm { summary, .. } | Trigger::Schedule { summary } => summary,
-        }
-    }
-}
 
 /// Why an event was refused (non-retryable, and no AWS call was made).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,19 +28,20 @@ impl From<ScalingError> for TriggerError {
 
 /// Parses `event`, rejecting alarms whose metric names another cluster or service.
 pub fn parse(event: &Value, cluster: &str, service: &str) -> Result<Trigger, TriggerError> {
-    match scaling::trigger::parse(event)? {
-        scaling::trigger::Trigger::Alarm(a) => {
-            a.check_ours(cluster, service)?;
-            Ok(Trigger::Alarm {
-                name: a.alarm_name.clone(),
-                state: a.state.as_str().to_string(),
-                state_timestamp: a.timestamp.to_rfc3339(),
-                summary: a.summary(),
-            })
+    Ok(scaling::trigger::parse_ours(event, cluster, service)?)
+}
+
+/// Parses `event` as [`parse`] does, and refuses a window edge whose window is not
+/// declared in `SCHEDULE_WINDOWS`.
+pub fn parse_checked(event: &Value, settings: &Settings) -> Result<Trigger, TriggerError> {
+    let trigger = parse(event, &settings.cluster, &settings.service)?;
+    if let Trigger::Window(w) = &trigger {
+        if settings.windows.get(&w.window).is_none() {
+            return Err(TriggerError::BadEvent(format!(
+                "window {:?} is not declared in SCHEDULE_WINDOWS",
+                w.window
+            )));
         }
-        schedule @ (scaling::trigger::Trigger::Schedule { .. }
-        | scaling::trigger::Trigger::Window(_)) => Ok(Trigger::Schedule {
-            summary: schedule.summary(),
-        }),
     }
+    Ok(trigger)
 }

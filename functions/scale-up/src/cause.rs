@@ -21,11 +21,8 @@ pub(crate) enum Cause {
 impl Cause {
     /// Parses the event (no AWS call on a bad one: "bad input changes nothing") and checks it is ours.
     pub(crate) fn parse(event: &Value, c: &Config) -> Result<Self, ScalingError> {
-        match trigger::parse(event)? {
-            Trigger::Alarm(a) => {
-                a.check_ours(&c.cluster, &c.service)?;
-                Ok(Cause::Alarm(a))
-            }
+        match trigger::parse_ours(event, &c.cluster, &c.service)? {
+            Trigger::Alarm(a) => Ok(Cause::Alarm(a)),
             Trigger::Window(w) => {
                 if c.windows.get(&w.window).is_none() {
                     return Err(ScalingError::BadEvent(format!(

@@ -27,8 +27,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// An alarm state, as CloudWatch names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An alarm state, as CloudWatch names it (and spells it on the wire:
+/// `OK`, `ALARM`, `INSUFFICIENT_DATA`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlarmState {
     Ok,
     Alarm,
@@ -60,6 +62,12 @@ impl AlarmState {
             CloudWatchAlarmStateValue::InsufficientData => AlarmState::InsufficientData,
             _ => AlarmState::Ok,
         }
+    }
+}
+
+impl std::fmt::Display for AlarmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -255,6 +263,16 @@ pub fn parse(event: &Value) -> Result<Trigger, ScalingError> {
         return parse_window(event);
     }
     Err(bad(format!("unrecognised event; {SHAPES}")))
+}
+
+/// Parses any accepted event shape and, for an alarm, checks that it is about this
+/// service ([`AlarmChange::check_ours`]). Pure, like [`parse`].
+pub fn parse_ours(event: &Value, cluster: &str, service: &str) -> Result<Trigger, ScalingError> {
+    let trigger = parse(event)?;
+    if let Trigger::Alarm(a) = &trigger {
+        a.check_ours(cluster, service)?;
+    }
+    Ok(trigger)
 }
 
 /// Parses an event that must be an alarm (scale functions ignore nothing else).
@@ -575,6 +593,48 @@ fn reason_datapoints(reason: &str) -> Vec<f64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn alarm_states_read_and_print_in_cloudwatch_spelling() {
+        for (wire, state) in [
+            ("OK", AlarmState::Ok),
+            ("ALARM", AlarmState::Alarm),
+            ("INSUFFICIENT_DATA", AlarmState::InsufficientData),
+        ] {
+            let read: AlarmState = serde_json::from_value(json!(wire)).unwrap();
+            assert_eq!((read, state.to_string()), (state, wire.to_string()));
+            assert_eq!(AlarmState::parse(wire), Some(state));
+        }
+        assert!(serde_json::from_value::<AlarmState>(json!("Alarm")).is_err());
+        assert_eq!(AlarmState::parse("PENDING"), None);
+    }
+
+    #[test]
+    fn parse_ours_refuses_another_services_alarm_and_passes_schedules() {
+        let alarm = |service: &str| {
+            json!({"source": "aws.cloudwatch", "alarmArn": "arn:aws:cloudwatch:us-east-1:1:alarm:a",
+                "accountId": "1", "time": "2026-11-23T15:00:00Z", "region": "us-east-1",
+                "alarmData": {"alarmName": "visits-api-cpu-high",
+                    "state": {"value": "ALARM", "reason": "r", "timestamp": "2026-11-23T15:00:00.000+0000"},
+                    "configuration": {"metrics": [{"id": "m", "metricStat": {"metric": {
+                        "namespace": "AWS/ECS", "name": "CPUUtilization",
+                        "dimensions": {"ClusterName": "visits", "ServiceName": service}},
+                        "period": 60, "stat": "Average"}, "returnData": true}]}}})
+        };
+        let ours = parse_ours(&alarm("visits-api"), "visits", "visits-api").unwrap();
+        assert!(matches!(ours, Trigger::Alarm(a) if a.state == AlarmState::Alarm));
+        match parse_ours(&alarm("other"), "visits", "visits-api") {
+            Err(ScalingError::NotOurs(m)) => assert!(m.contains("ServiceName=other"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let schedule = json!({"version": "0", "id": "1", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "1", "time": "2026-11-23T15:00:00Z",
+            "region": "us-east-1", "resources": [], "detail": {}});
+        assert!(matches!(
+            parse_ours(&schedule, "visits", "other-service"),
+            Ok(Trigger::Schedule { .. })
+        ));
+    }
 
     #[test]
     fn classic_time_parses() {

@@ -7,6 +7,7 @@ use crate::event::Envelope;
 use crate::links;
 use crate::notice::{AlarmKey, Notice, Section, Severity};
 use crate::settings::Settings;
+use scaling::trigger::AlarmState;
 
 pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) -> Verdict {
     // Same rule as the scaling functions: an alarm on another service is not ours, and
@@ -40,17 +41,17 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
             change.alarm_name, settings.service, settings.service
         ));
     }
-    let state = change.state.value.as_str();
+    let state = change.state.value;
     let prev = change.previous_state.as_ref();
     let from_creation = prev.is_none_or(|p| p.is_unchecked());
-    if from_creation && state != "ALARM" {
+    if from_creation && state != AlarmState::Alarm {
         return Verdict::drop(format!(
             "alarm {} left its creation state for {state}: a deploy artefact",
             change.alarm_name
         ));
     }
     let scaling = settings.scaling_alarms.contains(&change.alarm_name);
-    if scaling && state != "INSUFFICIENT_DATA" {
+    if scaling && state != AlarmState::InsufficientData {
         return Verdict::drop(format!(
             "scaling alarm {} -> {state}: the episode report is the email",
             change.alarm_name
@@ -72,7 +73,7 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
         .and_then(|d| d.recent_datapoints.last().copied());
     let threshold = data.as_ref().and_then(|d| d.threshold);
     let (severity, outcome, detail) = match state {
-        "ALARM" => (
+        AlarmState::Alarm => (
             Severity::Critical,
             format!("ALARM {short}"),
             match (value, threshold) {
@@ -85,12 +86,12 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
                 _ => None,
             },
         ),
-        "OK" => (
+        AlarmState::Ok => (
             Severity::Info,
             format!("OK {short}: recovered"),
             value.map(|v| metric_value(v, unit)),
         ),
-        _ => (
+        AlarmState::InsufficientData => (
             Severity::Warning,
             format!("no data: {short}"),
             Some(if scaling {
@@ -101,13 +102,13 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
         ),
     };
     let place = Place::of(envelope, settings);
-    let prev_value = prev.map(|p| p.value.as_str()).unwrap_or("(none)");
+    let prev_value = prev.map_or("(none)", |p| p.value.as_str());
     let summary = match state {
-        "ALARM" | "OK" => format!(
+        AlarmState::Alarm | AlarmState::Ok => format!(
             "The alarm {name} went from {prev_value} to {state} at {}.",
             when(&change.state.timestamp)
         ),
-        _ => format!(
+        AlarmState::InsufficientData => format!(
             "The alarm {name} went from {prev_value} to INSUFFICIENT_DATA at {}: its metric \
              stopped arriving.{}",
             when(&change.state.timestamp),
@@ -144,12 +145,12 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
         why.push(format!("reason: {}", change.state.reason));
     }
     let checks = match state {
-        "ALARM" => vec![
+        AlarmState::Alarm => vec![
             "- the service's recent events and task health (Service link)".to_string(),
             "- the alarm's graph and history (Alarm link)".to_string(),
         ],
-        "OK" => vec![],
-        _ => vec![
+        AlarmState::Ok => vec![],
+        AlarmState::InsufficientData => vec![
             "- that tasks are running and emitting metrics (EMF lines in the task logs)"
                 .to_string(),
             "- the alarm's metric name, namespace and dimensions".to_string(),

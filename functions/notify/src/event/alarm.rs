@@ -2,6 +2,7 @@
 
 use super::time::{de_opt_time, de_time};
 use chrono::{DateTime, Utc};
+use scaling::trigger::AlarmState;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -10,23 +11,22 @@ use std::collections::BTreeMap;
 #[serde(rename_all = "camelCase")]
 pub struct AlarmChange {
     pub alarm_name: String,
-    pub state: AlarmState,
+    pub state: StateRecord,
     /// Absent when the event reports the alarm's creation.
     #[serde(default)]
-    pub previous_state: Option<AlarmState>,
+    pub previous_state: Option<StateRecord>,
     #[serde(default)]
     pub configuration: Option<AlarmConfiguration>,
 }
 
-/// One state of an alarm, as CloudWatch records it.
+/// One state of an alarm, as CloudWatch records it: the state and why it was entered.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AlarmState {
-    /// ALARM, OK or INSUFFICIENT_DATA.
-    pub value: String,
+pub struct StateRecord {
+    pub value: AlarmState,
     #[serde(default)]
     pub reason: String,
-    /// A JSON document inside a string (CloudWatch's choice); see [`AlarmState::reason_data`].
+    /// A JSON document inside a string (CloudWatch's choice); see [`StateRecord::reason_data`].
     #[serde(default, rename = "reasonData")]
     pub reason_data_raw: Option<String>,
     #[serde(deserialize_with = "de_time")]
@@ -49,7 +49,7 @@ pub struct ReasonData {
     pub start_date: Option<DateTime<Utc>>,
 }
 
-impl AlarmState {
+impl StateRecord {
     /// `reasonData` decoded; `None` when absent or not the metric-alarm shape
     /// (composite alarms carry other data there). Never an error: it only adds detail.
     pub fn reason_data(&self) -> Option<ReasonData> {
@@ -62,7 +62,7 @@ impl AlarmState {
     /// ("Unchecked: Initial alarm creation"): a transition out of it is a deploy
     /// artefact, not news.
     pub fn is_unchecked(&self) -> bool {
-        self.value == "INSUFFICIENT_DATA" && self.reason.starts_with("Unchecked")
+        self.value == AlarmState::InsufficientData && self.reason.starts_with("Unchecked")
     }
 }
 
