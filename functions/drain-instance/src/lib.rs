@@ -297,16 +297,11 @@ fn report(s: &Settings, trigger: TriggerSummary, id: &str, d: Drained, started: 
         actions: Vec::new(),
         operator_checks: d.operator_checks,
     });
+    let started_at = Utc::now() - chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+    // Draining an instance decides no desired count: no bounds.
     Report {
-        function: FunctionKind::DrainInstance,
         episode_id: id.to_string(),
-        service: ServiceRef {
-            cluster: s.cluster.clone(),
-            service: s.service.clone(),
-        },
         region: s.region.clone(),
-        account: None,
-        trigger,
         decision: DecisionSummary {
             action: if d.outcome == Outcome::Skipped {
                 "skip".into()
@@ -316,19 +311,17 @@ fn report(s: &Settings, trigger: TriggerSummary, id: &str, d: Drained, started: 
             target: None,
             reason: d.reason.clone(),
         },
-        before: None,
-        after: None,
         steps: d.steps,
-        drain: None,
         rollback,
         outcome: d.outcome,
         outcome_reason: d.reason,
-        started_at: Utc::now() - chrono::Duration::from_std(started.elapsed()).unwrap_or_default(),
         duration_ms: started.elapsed().as_millis() as u64,
-        dry_run: false,
-        // Draining an instance decides no desired count.
-        bounds: None,
-        forecast_review: None,
+        ..Report::new(
+            FunctionKind::DrainInstance,
+            ServiceRef::new(&s.cluster, &s.service),
+            trigger,
+            started_at,
+        )
     }
 }
 

@@ -924,40 +924,18 @@ fn step<T>(name: &str, t0: Instant, r: &Result<T, PortError>) -> Step {
 
 fn empty_report(s: &Settings, trigger: &Trigger) -> Report {
     Report {
-        function: FunctionKind::ScaleDown,
-        episode_id: String::new(),
-        service: ServiceRef {
-            cluster: s.cluster.clone(),
-            service: s.service.clone(),
-        },
         region: s.region.clone(),
-        account: None,
-        trigger: trigger.summary(),
-        decision: DecisionSummary {
-            action: "skip".into(),
-            target: None,
-            reason: String::new(),
-        },
-        before: None,
-        after: None,
-        steps: Vec::new(),
-        drain: None,
-        rollback: None,
-        outcome: Outcome::Skipped,
-        outcome_reason: String::new(),
-        started_at: Utc::now(),
-        duration_ms: 0,
         dry_run: s.dry_run,
         bounds: s.bounds.clone(),
-        forecast_review: None,
+        ..Report::new(
+            FunctionKind::ScaleDown,
+            ServiceRef::new(&s.cluster, &s.service),
+            trigger.summary(),
+            Utc::now(),
+        )
     }
 }
 
-fn skip(mut report: Report, started: Instant, why: &str) -> Report {
-    report.decision.action = "skip".into();
-    report.decision.reason = why.to_string();
-    report.outcome = Outcome::Skipped;
-    report.outcome_reason = why.to_string();
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    report
+fn skip(report: Report, started: Instant, why: &str) -> Report {
+    report.skipped(why, started.elapsed().as_millis() as u64)
 }

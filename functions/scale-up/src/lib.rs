@@ -119,7 +119,12 @@ pub async fn handle_at(
         before: None,
     };
     if let Some(reason) = cause.early_skip(&bounds) {
-        return Ok(ep.report(skip_decision(&reason), None, Outcome::Skipped, reason));
+        return Ok(ep.report(
+            DecisionSummary::skip(&reason),
+            None,
+            Outcome::Skipped,
+            reason,
+        ));
     }
 
     let (service, cap, state) = match ready(&mut ep).await? {
@@ -201,7 +206,7 @@ pub(crate) async fn ready(ep: &mut Episode<'_>) -> Result<Ready, ScaleUpError> {
     if service.status != "ACTIVE" {
         let reason = format!("service status is {}, not ACTIVE", service.status);
         return Ok(Ready::Done(ep.report(
-            skip_decision(&reason),
+            DecisionSummary::skip(&reason),
             Some(before),
             Outcome::Skipped,
             reason,
@@ -241,7 +246,12 @@ pub(crate) async fn prior(
     );
     let cancelled = cancel_hook(ep, service, state).await;
     let before = ep.before;
-    let mut report = ep.report(skip_decision(&reason), before, Outcome::Skipped, reason);
+    let mut report = ep.report(
+        DecisionSummary::skip(&reason),
+        before,
+        Outcome::Skipped,
+        reason,
+    );
     note_cancel(&mut report, cancelled);
     Some(Err(report))
 }
@@ -355,7 +365,7 @@ pub(crate) async fn read_state(
         Err(e) => {
             return Err(ep.fail(
                 e,
-                skip_decision("could not read the service"),
+                DecisionSummary::skip("could not read the service"),
                 Outcome::Failed,
                 None,
             ));
@@ -459,14 +469,6 @@ pub(crate) fn skip_summary(skip: &policy::Skip) -> DecisionSummary {
     Decision::Skip(skip.clone()).summary()
 }
 
-pub(crate) fn skip_decision(reason: &str) -> DecisionSummary {
-    DecisionSummary {
-        action: "skip".into(),
-        target: None,
-        reason: reason.to_string(),
-    }
-}
-
 /// One invocation's episode as it runs: the steps so far and what the report needs.
 pub(crate) struct Episode<'a> {
     pub(crate) deps: &'a Deps,
@@ -489,28 +491,24 @@ impl Episode<'_> {
     ) -> Report {
         let c = &self.deps.config;
         Report {
-            function: FunctionKind::ScaleUp,
             episode_id: self.id.clone(),
-            service: ServiceRef {
-                cluster: c.cluster.clone(),
-                service: c.service.clone(),
-            },
             region: self.deps.region.clone(),
             account: self.account.clone(),
-            trigger: self.trigger.clone(),
             decision,
             before: self.before,
             after,
             steps: std::mem::take(&mut self.steps),
-            drain: None,
-            rollback: None,
             outcome,
             outcome_reason: reason,
-            started_at: self.started_at,
             duration_ms: self.clock.elapsed().as_millis() as u64,
             dry_run: c.dry_run,
             bounds: Some(c.windows.bounds_at_utc(self.started_at)),
-            forecast_review: None,
+            ..Report::new(
+                FunctionKind::ScaleUp,
+                ServiceRef::new(&c.cluster, &c.service),
+                self.trigger.clone(),
+                self.started_at,
+            )
         }
     }
 

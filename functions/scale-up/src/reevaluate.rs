@@ -31,7 +31,7 @@
 //! `forecast` step and changes nothing; `off` reads nothing. A failed read is
 //! a failed step in the report: the alarms are re-evaluated all the same.
 
-use crate::{act, prior, ready, service_state, skip_decision, Deps, Episode, Ready};
+use crate::{act, prior, ready, service_state, Deps, Episode, Ready};
 use crate::{ScaleUpError, ScaleUpError::Scaling};
 use chrono::{DateTime, SecondsFormat, Utc};
 use scaling::aws::cloudwatch::{Datapoint, MetricAlarm};
@@ -41,7 +41,7 @@ use scaling::episode;
 use scaling::error::ScalingError;
 use scaling::policy::{self, AlarmInput, Cap, Decision, History, Limits, ServiceState};
 use scaling::predictive::{self, Outlook, PredictiveMode};
-use scaling::report::{Outcome, Report, Step, TriggerSummary};
+use scaling::report::{DecisionSummary, Outcome, Report, Step, TriggerSummary};
 use scaling::trigger::AlarmState;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -156,7 +156,7 @@ pub async fn evaluate(
         Err(e) => {
             return Err(ep.fail(
                 e,
-                skip_decision("could not read the scale-out alarms"),
+                DecisionSummary::skip("could not read the scale-out alarms"),
                 Outcome::Failed,
                 None,
             ))
@@ -272,7 +272,7 @@ fn quiet(ep: &mut Episode<'_>, reason: &str) -> Report {
     tracing::info!(reason, "re-evaluation: nothing to do");
     let before = ep.before;
     ep.report(
-        skip_decision(reason),
+        DecisionSummary::skip(reason),
         before,
         Outcome::Skipped,
         reason.to_string(),

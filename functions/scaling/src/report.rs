@@ -46,6 +46,16 @@ pub struct ServiceRef {
     pub service: String,
 }
 
+impl ServiceRef {
+    /// The service `service` of cluster `cluster`.
+    pub fn new(cluster: &str, service: &str) -> Self {
+        ServiceRef {
+            cluster: cluster.to_string(),
+            service: service.to_string(),
+        }
+    }
+}
+
 /// The metric an alarm watches, for the email's "why".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MetricRef {
@@ -110,6 +120,17 @@ pub struct DecisionSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<i32>,
     pub reason: String,
+}
+
+impl DecisionSummary {
+    /// Nothing to do, and why.
+    pub fn skip(reason: &str) -> Self {
+        DecisionSummary {
+            action: "skip".into(),
+            target: None,
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// Task counts of the service at one moment.
@@ -205,9 +226,86 @@ pub struct Report {
     pub forecast_review: Option<crate::review::ForecastReview>,
 }
 
+impl Report {
+    /// The report of an episode that has done nothing yet: skipped with no reason,
+    /// no counts, steps, drain or rollback. Each function fills in what it learns
+    /// (usually with struct update syntax, `Report { .., ..Report::new(..) }`).
+    pub fn new(
+        function: FunctionKind,
+        service: ServiceRef,
+        trigger: TriggerSummary,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        Report {
+            function,
+            episode_id: String::new(),
+            service,
+            region: None,
+            account: None,
+            trigger,
+            decision: DecisionSummary::skip(""),
+            before: None,
+            after: None,
+            steps: Vec::new(),
+            drain: None,
+            rollback: None,
+            outcome: Outcome::Skipped,
+            outcome_reason: String::new(),
+            started_at,
+            duration_ms: 0,
+            dry_run: false,
+            bounds: None,
+            forecast_review: None,
+        }
+    }
+
+    /// Ends the episode as skipped for `why` (the decision's reason and the outcome's),
+    /// after `duration_ms`.
+    pub fn skipped(mut self, why: &str, duration_ms: u64) -> Self {
+        self.decision.action = "skip".into();
+        self.decision.reason = why.to_string();
+        self.outcome = Outcome::Skipped;
+        self.outcome_reason = why.to_string();
+        self.duration_ms = duration_ms;
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Outcome;
+    use super::*;
+
+    #[test]
+    fn a_new_report_is_an_empty_skip_and_skipped_sets_both_reasons() {
+        let trigger = TriggerSummary::Schedule {
+            time: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let r = Report::new(
+            FunctionKind::ScaleDown,
+            ServiceRef::new("visits", "visits-api"),
+            trigger.clone(),
+            DateTime::<Utc>::UNIX_EPOCH,
+        );
+        assert_eq!(r.outcome, Outcome::Skipped);
+        assert_eq!(r.decision, DecisionSummary::skip(""));
+        assert_eq!(
+            (r.service.cluster.as_str(), r.service.service.as_str()),
+            ("visits", "visits-api")
+        );
+        assert!(r.steps.is_empty() && r.before.is_none() && r.bounds.is_none());
+        let mut started = r.clone();
+        started.outcome = Outcome::Completed;
+        started.decision.action = "scale_to".into();
+        let s = started.skipped("cooldown", 7);
+        assert_eq!(s.outcome, Outcome::Skipped);
+        assert_eq!(s.decision.action, "skip");
+        assert_eq!(
+            (s.decision.reason.as_str(), s.outcome_reason.as_str()),
+            ("cooldown", "cooldown")
+        );
+        assert_eq!(s.duration_ms, 7);
+        assert_eq!(s.trigger, trigger);
+    }
 
     #[test]
     fn outcomes_serialize_in_snake_case_including_in_progress() {
