@@ -6,7 +6,7 @@ use crate::event::destination::{Destination, FunctionError, RequestContext};
 use crate::links;
 use crate::notice::{Notice, Section, Severity};
 use crate::settings::Settings;
-use scaling::report::{Counts, FunctionKind, Outcome, Report, TriggerSummary};
+use scaling::report::{Counts, FunctionKind, Outcome, Report, RollbackSummary, TriggerSummary};
 use serde_json::Value;
 
 pub fn classify(d: &Destination, settings: &Settings) -> Verdict {
@@ -53,183 +53,62 @@ fn verb(kind: FunctionKind) -> (&'static str, &'static str) {
     }
 }
 
+/// How an episode that changed something (or tried to) ended: the outcomes that
+/// are emailed. Skipped and in-progress reports never get this far.
+#[derive(Clone, Copy)]
+enum Ended {
+    Completed,
+    Cancelled,
+    RolledBack,
+    Failed,
+}
+
 fn episode(context: &RequestContext, r: &Report, settings: &Settings) -> Verdict {
-    if r.outcome == Outcome::Skipped {
+    let ended = match r.outcome {
+        Outcome::Completed => Ended::Completed,
+        Outcome::Cancelled => Ended::Cancelled,
+        Outcome::RolledBack => Ended::RolledBack,
+        Outcome::Failed => Ended::Failed,
         // A skip changed nothing: cooldowns, limits, pauses and duplicate deliveries
         // are normal and frequent (the reconcile schedule skips most of the time).
-        return Verdict::drop(format!(
-            "skipped episode, nothing changed: {}",
-            first_non_empty(&r.outcome_reason, &r.decision.reason)
-        ));
-    }
-    if r.outcome == Outcome::InProgress {
+        Outcome::Skipped => {
+            return Verdict::drop(format!(
+                "skipped episode, nothing changed: {}",
+                first_non_empty(&r.outcome_reason, &r.decision.reason)
+            ))
+        }
         // Quiet on purpose: a drain that outlasts one invocation reports in_progress at
         // every heartbeat (each schedule tick or retry), so even one "low priority" notice per
         // report would repeat every 2 minutes, and a notice once per drain would need state
         // across invocations. Its end always reports: completed (info), or failed with the
         // tasks named when the hook's global timeout comes (critical). A drain that stays
         // in progress forever is caught by that timeout, so nothing is lost by waiting.
-        return Verdict::drop(format!(
-            "still in progress, a later invocation goes on: {}",
-            first_non_empty(&r.outcome_reason, &r.decision.reason)
-        ));
-    }
+        Outcome::InProgress => {
+            return Verdict::drop(format!(
+                "still in progress, a later invocation goes on: {}",
+                first_non_empty(&r.outcome_reason, &r.decision.reason)
+            ))
+        }
+    };
     let place = place(context, Some(r), settings);
     let service = &r.service.service;
-    let (done, noun) = verb(r.function);
-    let from = r.before.map(|c| c.desired);
-    let to = r.after.map(|c| c.desired).or(r.decision.target);
-    let change = match (from, to) {
-        (Some(a), Some(b)) => format!(" {a}->{b}"),
-        _ => String::new(),
-    };
-    let (mut severity, mut outcome) = match r.outcome {
-        Outcome::Completed => (Severity::Info, format!("{done}{change}")),
-        Outcome::Cancelled => (
-            Severity::Info,
-            format!(
-                "{noun} cancelled{}",
-                from.map(|n| format!(", kept {n}")).unwrap_or_default()
-            ),
-        ),
-        Outcome::RolledBack => (Severity::Warning, format!("{noun} rolled back")),
-        Outcome::Failed => (
-            Severity::Critical,
-            format!("{noun} failed, left for next run"),
-        ),
-        Outcome::Skipped | Outcome::InProgress => unreachable!("returned above"),
-    };
-    if r.drain.as_ref().is_some_and(|d| d.deadline_hit) {
-        severity = severity.max(Severity::Warning);
-    }
-    if r.dry_run {
-        outcome = format!("dry run: {outcome}");
-    }
-    let detail = trigger_detail(&r.trigger, service);
-
-    let summary = match r.outcome {
-        Outcome::Completed => match (from, to) {
-            (Some(a), Some(b)) => format!(
-                "{service} {done} from {a} to {b} tasks in {}.",
-                duration_ms(r.duration_ms)
-            ),
-            _ => format!(
-                "{service}: {noun} completed in {}.",
-                duration_ms(r.duration_ms)
-            ),
-        },
-        Outcome::Cancelled => format!(
-            "The {noun} of {service} was cancelled and the task kept: {}",
-            first_non_empty(&r.outcome_reason, "a scale-out arrived during the drain.")
-        ),
-        Outcome::RolledBack => format!(
-            "The {noun} of {service} failed and was rolled back: {}",
-            first_non_empty(&r.outcome_reason, "see Rollback below.")
-        ),
-        Outcome::Failed => format!(
-            "The {noun} of {service} failed and could not be undone in this invocation: {} \
-             The next invocation (any alarm or the reconcile schedule) finishes or rolls it back.",
-            first_non_empty(&r.outcome_reason, "see Steps below.")
-        ),
-        Outcome::Skipped | Outcome::InProgress => unreachable!("returned above"),
-    };
-    let summary = if r.dry_run {
-        format!("DRY RUN (nothing was changed). {summary}")
-    } else {
-        summary
-    };
-
+    let (severity, outcome) = headline(ended, r);
+    let summary = summary(ended, r);
     let mut sections = vec![Section::new("Why", why_lines(r))];
-    let mut counts = Vec::new();
-    if let Some(c) = r.before {
-        counts.push(format!("before: {}", counts_line(&c)));
-    }
-    if let Some(c) = r.after {
-        counts.push(format!("after:  {}", counts_line(&c)));
-    }
-    if !counts.is_empty() {
-        sections.push(Section::new("Counts", counts));
-    }
-    if !r.steps.is_empty() {
-        let width = r.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
-        let lines = r
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let status = if s.ok { "ok    " } else { "FAILED" };
-                let line = format!(
-                    "{:>2}. {:<width$}  {status}  {:>9}",
-                    i + 1,
-                    s.name,
-                    duration_ms(s.duration_ms)
-                );
-                if s.detail.is_empty() {
-                    line
-                } else {
-                    format!("{line}  {}", s.detail)
-                }
-            })
-            .collect();
-        sections.push(Section::new("Steps", lines));
-    }
-    if let Some(d) = &r.drain {
-        let mut lines = vec![
-            format!("victim task: {}", task_id(&d.victim_task)),
-            format!("chosen by: {}", d.strategy),
-        ];
-        if let Some(f) = &d.fallback {
-            lines.push(format!("fallback: {f}"));
-        }
-        lines.push(match d.in_flight_at_stop {
-            Some(n) => format!("in flight at stop: {n}"),
-            None => "in flight at stop: unknown (task unreachable)".into(),
-        });
-        lines.push(format!("drain took: {}", duration_ms(d.drain_ms)));
-        if d.deadline_hit {
-            lines.push(
-                "DRAIN DEADLINE HIT: the task was stopped before it reported 0 in flight; \
-                 requests may have been cut."
-                    .into(),
-            );
-        }
-        sections.push(Section::new("Drain", lines));
-    }
+    sections.extend(counts_section(r));
+    sections.extend(steps_section(r));
+    sections.extend(drain_section(r));
     let mut checks = Vec::new();
     if let Some(rb) = &r.rollback {
-        let mut lines = vec![format!("reason: {}", rb.reason)];
-        lines.extend(rb.actions.iter().map(|a| format!("- {a}")));
-        if rb.actions.is_empty() {
-            lines.push("- nothing had to be undone".into());
-        }
-        sections.push(Section::new("Rollback", lines));
+        sections.push(rollback_section(rb));
         checks.extend(rb.operator_checks.iter().map(|c| format!("- {c}")));
     }
-    if checks.is_empty() && r.outcome == Outcome::Failed {
-        checks.push(
-            "- the next report for this service: it should say completed or rolled back".into(),
-        );
-        checks.push(
-            "- the service's autoscaler:* tags: an episode left behind shows in autoscaler:episode"
-                .into(),
-        );
-        checks.push("- the function's logs (link below)".into());
+    if checks.is_empty() && matches!(ended, Ended::Failed) {
+        checks = failed_checks();
     }
     if !checks.is_empty() {
         sections.push(Section::new("What to check", checks));
     }
-
-    let mut links_list = vec![(
-        "Service",
-        links::service(&place.region, &r.service.cluster, service),
-    )];
-    if let TriggerSummary::Alarm { alarm_name, .. } = &r.trigger {
-        links_list.push(("Alarm", links::alarm(&place.region, alarm_name)));
-    }
-    links_list.push((
-        "Logs",
-        links::function_logs(&place.region, context.function_name()),
-    ));
     let footer = format!(
         "Episode {}, function {}, started {}. {}",
         r.episode_id,
@@ -242,14 +121,189 @@ fn episode(context: &RequestContext, r: &Report, settings: &Settings) -> Verdict
         kind: "episode",
         service: service.clone(),
         outcome,
-        detail,
+        detail: trigger_detail(&r.trigger, service),
         summary,
         sections,
-        links: links_list,
+        links: episode_links(context, r, &place),
         footer,
         dedup_key: Some(dedup_key(context)),
         alarm: None,
     }))
+}
+
+/// The desired counts before and after, when the report has both ends.
+fn desired_change(r: &Report) -> (Option<i32>, Option<i32>) {
+    let from = r.before.map(|c| c.desired);
+    let to = r.after.map(|c| c.desired).or(r.decision.target);
+    (from, to)
+}
+
+/// The subject's severity and outcome line.
+fn headline(ended: Ended, r: &Report) -> (Severity, String) {
+    let (done, noun) = verb(r.function);
+    let (from, to) = desired_change(r);
+    let change = match (from, to) {
+        (Some(a), Some(b)) => format!(" {a}->{b}"),
+        _ => String::new(),
+    };
+    let (mut severity, mut outcome) = match ended {
+        Ended::Completed => (Severity::Info, format!("{done}{change}")),
+        Ended::Cancelled => (
+            Severity::Info,
+            format!(
+                "{noun} cancelled{}",
+                from.map(|n| format!(", kept {n}")).unwrap_or_default()
+            ),
+        ),
+        Ended::RolledBack => (Severity::Warning, format!("{noun} rolled back")),
+        Ended::Failed => (
+            Severity::Critical,
+            format!("{noun} failed, left for next run"),
+        ),
+    };
+    if r.drain.as_ref().is_some_and(|d| d.deadline_hit) {
+        severity = severity.max(Severity::Warning);
+    }
+    if r.dry_run {
+        outcome = format!("dry run: {outcome}");
+    }
+    (severity, outcome)
+}
+
+/// The body's opening sentence.
+fn summary(ended: Ended, r: &Report) -> String {
+    let service = &r.service.service;
+    let (done, noun) = verb(r.function);
+    let summary = match ended {
+        Ended::Completed => match desired_change(r) {
+            (Some(a), Some(b)) => format!(
+                "{service} {done} from {a} to {b} tasks in {}.",
+                duration_ms(r.duration_ms)
+            ),
+            _ => format!(
+                "{service}: {noun} completed in {}.",
+                duration_ms(r.duration_ms)
+            ),
+        },
+        Ended::Cancelled => format!(
+            "The {noun} of {service} was cancelled and the task kept: {}",
+            first_non_empty(&r.outcome_reason, "a scale-out arrived during the drain.")
+        ),
+        Ended::RolledBack => format!(
+            "The {noun} of {service} failed and was rolled back: {}",
+            first_non_empty(&r.outcome_reason, "see Rollback below.")
+        ),
+        Ended::Failed => format!(
+            "The {noun} of {service} failed and could not be undone in this invocation: {} \
+             The next invocation (any alarm or the reconcile schedule) finishes or rolls it back.",
+            first_non_empty(&r.outcome_reason, "see Steps below.")
+        ),
+    };
+    if r.dry_run {
+        format!("DRY RUN (nothing was changed). {summary}")
+    } else {
+        summary
+    }
+}
+
+fn counts_section(r: &Report) -> Option<Section> {
+    let mut counts = Vec::new();
+    if let Some(c) = r.before {
+        counts.push(format!("before: {}", counts_line(&c)));
+    }
+    if let Some(c) = r.after {
+        counts.push(format!("after:  {}", counts_line(&c)));
+    }
+    (!counts.is_empty()).then(|| Section::new("Counts", counts))
+}
+
+fn steps_section(r: &Report) -> Option<Section> {
+    if r.steps.is_empty() {
+        return None;
+    }
+    let width = r.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let lines = r
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let status = if s.ok { "ok    " } else { "FAILED" };
+            let line = format!(
+                "{:>2}. {:<width$}  {status}  {:>9}",
+                i + 1,
+                s.name,
+                duration_ms(s.duration_ms)
+            );
+            if s.detail.is_empty() {
+                line
+            } else {
+                format!("{line}  {}", s.detail)
+            }
+        })
+        .collect();
+    Some(Section::new("Steps", lines))
+}
+
+fn drain_section(r: &Report) -> Option<Section> {
+    let d = r.drain.as_ref()?;
+    let mut lines = vec![
+        format!("victim task: {}", task_id(&d.victim_task)),
+        format!("chosen by: {}", d.strategy),
+    ];
+    if let Some(f) = &d.fallback {
+        lines.push(format!("fallback: {f}"));
+    }
+    lines.push(match d.in_flight_at_stop {
+        Some(n) => format!("in flight at stop: {n}"),
+        None => "in flight at stop: unknown (task unreachable)".into(),
+    });
+    lines.push(format!("drain took: {}", duration_ms(d.drain_ms)));
+    if d.deadline_hit {
+        lines.push(
+            "DRAIN DEADLINE HIT: the task was stopped before it reported 0 in flight; \
+             requests may have been cut."
+                .into(),
+        );
+    }
+    Some(Section::new("Drain", lines))
+}
+
+fn rollback_section(rb: &RollbackSummary) -> Section {
+    let mut lines = vec![format!("reason: {}", rb.reason)];
+    lines.extend(rb.actions.iter().map(|a| format!("- {a}")));
+    if rb.actions.is_empty() {
+        lines.push("- nothing had to be undone".into());
+    }
+    Section::new("Rollback", lines)
+}
+
+/// What to check after a failure that names no operator check of its own.
+fn failed_checks() -> Vec<String> {
+    vec![
+        "- the next report for this service: it should say completed or rolled back".into(),
+        "- the service's autoscaler:* tags: an episode left behind shows in autoscaler:episode"
+            .into(),
+        "- the function's logs (link below)".into(),
+    ]
+}
+
+fn episode_links(
+    context: &RequestContext,
+    r: &Report,
+    place: &Place,
+) -> Vec<(&'static str, String)> {
+    let mut links_list = vec![(
+        "Service",
+        links::service(&place.region, &r.service.cluster, &r.service.service),
+    )];
+    if let TriggerSummary::Alarm { alarm_name, .. } = &r.trigger {
+        links_list.push(("Alarm", links::alarm(&place.region, alarm_name)));
+    }
+    links_list.push((
+        "Logs",
+        links::function_logs(&place.region, context.function_name()),
+    ));
+    links_list
 }
 
 fn first_non_empty<'a>(a: &'a str, b: &'a str) -> &'a str {
