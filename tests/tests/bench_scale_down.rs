@@ -63,6 +63,7 @@ async fn one_episode(
     lambdas: &Lambdas,
 ) -> Run {
     stack
+        .world
         .ecs
         .update_service()
         .cluster(CLUSTER)

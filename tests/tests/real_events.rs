@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_autoscaling::types::LifecycleHookSpecification;
-use aws_sdk_ecs::types::{ContainerDefinition, Tag};
 use scaling::error::{error_type, Classify};
 use serde_json::{json, Map, Value};
+use test_support::emulated_ecs::EmulatedEcs;
 
 const FUNCTIONS: [&str; 4] = ["scale-up", "scale-down", "notify", "drain-instance"];
 const CLUSTER: &str = "visits";
@@ -149,39 +149,18 @@ async fn counter(moto: String) -> Counter {
 
 /// The stack in a freshly reset emulator: the cluster, the service at its minimum (2), and for
 /// drain-instance the capacity group with its terminate hook and one container instance.
-async fn fresh_stack(moto: &test_support::moto::Moto, sdk: &aws_config::SdkConfig, capacity: bool) {
+async fn fresh_stack(moto: &test_support::moto::Moto, capacity: bool) -> EmulatedEcs {
     moto.reset().expect("reset the emulator");
-    let ecs = aws_sdk_ecs::Client::new(sdk);
-    ecs.create_cluster()
-        .cluster_name(CLUSTER)
-        .send()
-        .await
-        .unwrap();
-    ecs.register_task_definition()
-        .family(SERVICE)
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("api")
-                .image("visits-api")
-                .cpu(256)
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ecs.create_service()
+    let world = EmulatedEcs::builder()
+        .on(moto)
         .cluster(CLUSTER)
-        .service_name(SERVICE)
-        .task_definition(SERVICE)
-        .desired_count(2)
-        .tags(Tag::builder().key("stack").value("visits").build())
-        .send()
+        .tasks(2)
+        .tag("stack", "visits")
+        // ECS would finish the service's first deployment; the emulator needs telling.
+        .all_running()
+        .build()
         .await
-        .unwrap();
-    // ECS would finish the service's first deployment; the emulator needs telling.
-    moto.set_service_counts(CLUSTER, SERVICE, 2, 0)
-        .expect("service counts");
+        .expect("the emulated service");
     if capacity {
         let hook = LifecycleHookSpecification::builder()
             .lifecycle_hook_name(HOOK)
@@ -190,8 +169,8 @@ async fn fresh_stack(moto: &test_support::moto::Moto, sdk: &aws_config::SdkConfi
             .default_result("CONTINUE")
             .build();
         test_support::capacity::group_with_container_instances(
-            &aws_sdk_autoscaling::Client::new(sdk),
-            &ecs,
+            &aws_sdk_autoscaling::Client::new(&world.sdk),
+            &world.ecs,
             CLUSTER,
             ASG,
             0,
@@ -200,18 +179,7 @@ async fn fresh_stack(moto: &test_support::moto::Moto, sdk: &aws_config::SdkConfi
         )
         .await;
     }
-}
-
-async fn desired_count(sdk: &aws_config::SdkConfig) -> i32 {
-    aws_sdk_ecs::Client::new(sdk)
-        .describe_services()
-        .cluster(CLUSTER)
-        .services(SERVICE)
-        .send()
-        .await
-        .unwrap()
-        .services()[0]
-        .desired_count()
+    world
 }
 
 // --- Running one function on one event ----------------------------------------------------------
@@ -299,8 +267,7 @@ async fn case(
     fwd: &Counter,
 ) -> (String, usize, i32) {
     let sdk = test_support::moto::sdk_config_for(&fwd.endpoint).await;
-    let direct = moto.sdk_config().await;
-    fresh_stack(moto, &direct, function == "drain-instance").await;
+    let world = fresh_stack(moto, function == "drain-instance").await;
     fwd.calls.store(0, Ordering::SeqCst);
     let outcome = match tokio::spawn(async move { run(function, event, &sdk).await }).await {
         Ok(o) => o,
@@ -308,7 +275,7 @@ async fn case(
         Err(e) => format!("task failed: {e}"),
     };
     let calls = fwd.calls.load(Ordering::SeqCst);
-    (outcome, calls, desired_count(&direct).await)
+    (outcome, calls, world.desired().await.unwrap())
 }
 
 // --- Expectations ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use scaling::report::{Outcome, TriggerSummary};
 use scaling::window::{Bounds, Windows};
 use serde_json::Value;
 use std::collections::HashMap;
-use test_support::moto;
+use test_support::emulated_ecs::EmulatedEcs;
 
 use e2e::template::infra as template;
 
@@ -194,41 +194,13 @@ fn start_edges_invoke_scale_up_and_end_edges_scale_down_with_the_input_they_pars
 
 /// A cluster with service `visits-api` at `desired` tasks, and scale-up's deps with the
 /// business-hours window as the root template builds it (plain limits 1..6).
-async fn stack(cluster: &str, desired: i32) -> (aws_sdk_ecs::Client, Deps) {
-    let conf = moto::shared().sdk_config().await;
-    let ecs = aws_sdk_ecs::Client::new(&conf);
-    ecs.create_cluster()
-        .cluster_name(cluster)
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .register_task_definition()
-        .family(format!("{cluster}-api"))
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("api")
-                .image("visits-api:latest")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let td_arn = td
-        .task_definition()
-        .unwrap()
-        .task_definition_arn()
-        .unwrap()
-        .to_string();
-    ecs.create_service()
+async fn stack(cluster: &str, desired: i32) -> (EmulatedEcs, Deps) {
+    let world = EmulatedEcs::builder()
         .cluster(cluster)
-        .service_name("visits-api")
-        .task_definition(td_arn)
-        .desired_count(desired)
-        .send()
+        .tasks(desired)
+        .build()
         .await
-        .unwrap();
+        .expect("the emulated service");
     let env: HashMap<String, String> = [
         ("CLUSTER_NAME", cluster.to_string()),
         ("SERVICE_NAME", "visits-api".into()),
@@ -240,7 +212,8 @@ async fn stack(cluster: &str, desired: i32) -> (aws_sdk_ecs::Client, Deps) {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let config = Config::from_map(&env).expect("config with the window");
-    (ecs, Deps::new(config, &conf))
+    let deps = Deps::new(config, &world.sdk);
+    (world, deps)
 }
 
 /// The input the start schedule sends (infra/schedule.yaml), due at `due`.
@@ -255,21 +228,10 @@ fn start_input(due: &str) -> Value {
     serde_json::from_str(&input).unwrap()
 }
 
-async fn desired(ecs: &aws_sdk_ecs::Client, cluster: &str) -> i32 {
-    let out = ecs
-        .describe_services()
-        .cluster(cluster)
-        .services("visits-api")
-        .send()
-        .await
-        .unwrap();
-    out.services()[0].desired_count()
-}
-
 #[tokio::test]
 async fn a_window_start_raises_the_service_to_its_floor_once() {
     let cluster = "window-start";
-    let (ecs, deps) = stack(cluster, 1).await;
+    let (world, deps) = stack(cluster, 1).await;
     // Tuesday 2026-12-01 08:00 CET = 07:00 UTC; the function runs a few seconds later.
     let due = "2026-12-01T07:00:00Z";
     let at = "2026-12-01T07:00:03Z".parse().unwrap();
@@ -295,7 +257,7 @@ async fn a_window_start_raises_the_service_to_its_floor_once() {
         matches!(&r.trigger, TriggerSummary::Window { window, edge, .. }
         if window == "business-hours" && edge == "start")
     );
-    assert_eq!(desired(&ecs, cluster).await, 4);
+    assert_eq!(world.desired().await.unwrap(), 4);
 
     // Scheduler retries the same edge: one action (the key is the window and its due time).
     let r = handle_at(start_input(due), &deps, at).await.unwrap();
@@ -305,10 +267,12 @@ async fn a_window_start_raises_the_service_to_its_floor_once() {
         "{}",
         r.outcome_reason
     );
-    assert_eq!(desired(&ecs, cluster).await, 4);
+    assert_eq!(world.desired().await.unwrap(), 4);
 
     // In the window, an alarm scales out past the plain max (6) up to the window's 12.
-    ecs.update_service()
+    world
+        .ecs
+        .update_service()
         .cluster(cluster)
         .service("visits-api")
         .desired_count(6)
@@ -329,13 +293,13 @@ async fn a_window_start_raises_the_service_to_its_floor_once() {
         .await
         .unwrap();
     assert_eq!(r.outcome, Outcome::Completed, "{r:#?}");
-    assert_eq!(desired(&ecs, cluster).await, 7);
+    assert_eq!(world.desired().await.unwrap(), 7);
 }
 
 #[tokio::test]
 async fn a_start_delivered_after_its_window_closed_changes_nothing() {
     let cluster = "window-late";
-    let (ecs, deps) = stack(cluster, 1).await;
+    let (world, deps) = stack(cluster, 1).await;
     // Saturday: the window is not in force, whatever the event says.
     let r = handle_at(
         start_input("2026-12-04T07:00:00Z"),
@@ -351,7 +315,7 @@ async fn a_start_delivered_after_its_window_closed_changes_nothing() {
         r.outcome_reason
     );
     assert_eq!(r.bounds.as_ref().map(|b| (b.min, b.max)), Some((1, 6)));
-    assert_eq!(desired(&ecs, cluster).await, 1);
+    assert_eq!(world.desired().await.unwrap(), 1);
     // A window the config does not declare: a bad event, non-retryable, nothing read.
     let mut ev = start_input("2026-12-01T07:00:00Z");
     ev["window"] = Value::String("nights".into());

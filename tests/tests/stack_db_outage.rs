@@ -117,6 +117,7 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
     }
     // Every task still registered, and in service on the ALB stand-in.
     let registered = stack
+        .world
         .elb
         .describe_target_health()
         .target_group_arn(&stack.target_group)

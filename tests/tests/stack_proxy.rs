@@ -52,6 +52,7 @@ async fn proxy_follows_the_target_group() {
     let victim = &tasks[0];
     let target = format!("{}:{TASK_PORT}", victim.ip);
     stack
+        .world
         .elb
         .deregister_targets()
         .target_group_arn(&stack.target_group)
@@ -73,6 +74,7 @@ async fn proxy_follows_the_target_group() {
         .unwrap();
     // The proxy reported the drain, so the emulator no longer lists it draining.
     let listed = stack
+        .world
         .elb
         .describe_target_health()
         .target_group_arn(&stack.target_group)
@@ -103,6 +105,7 @@ async fn proxy_follows_the_target_group() {
 
     // Registered again (what a rolled-back scale-in does): it serves again.
     stack
+        .world
         .elb
         .register_targets()
         .target_group_arn(&stack.target_group)

@@ -98,6 +98,7 @@ async fn scale_out() {
     }
     // Both are registered in the target group, as the ALB would see them.
     let targets = stack
+        .world
         .elb
         .describe_target_health()
         .target_group_arn(&stack.target_group)

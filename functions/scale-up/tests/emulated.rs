@@ -10,67 +10,32 @@ use chrono::{DateTime, Duration, Utc};
 use scale_up::{handle_at, Deps};
 use scaling::report::{Outcome, Report};
 use serde_json::Value;
+use test_support::emulated_ecs::EmulatedEcs;
 use test_support::moto;
 
 struct Stack {
-    ecs: aws_sdk_ecs::Client,
+    world: EmulatedEcs,
     asg: aws_sdk_autoscaling::Client,
     deps: Deps,
-    cluster: String,
 }
 
 /// A cluster `cluster` with service `visits-api` at `desired` tasks.
 async fn stack(cluster: &str, desired: i32, extra: &[(&str, &str)]) -> Stack {
-    let conf = moto::shared().sdk_config().await;
-    let ecs = aws_sdk_ecs::Client::new(&conf);
-    let asg = aws_sdk_autoscaling::Client::new(&conf);
-    let cw = aws_sdk_cloudwatch::Client::new(&conf);
-    ecs.create_cluster()
-        .cluster_name(cluster)
-        .send()
-        .await
-        .unwrap();
-    let td = ecs
-        .register_task_definition()
-        .family(format!("{cluster}-api"))
-        .cpu("512")
-        .memory("1024")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("api")
-                .image("visits-api:latest")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let td_arn = td
-        .task_definition()
-        .unwrap()
-        .task_definition_arn()
-        .unwrap()
-        .to_string();
-    ecs.create_service()
+    let world = EmulatedEcs::builder()
         .cluster(cluster)
-        .service_name("visits-api")
-        .task_definition(td_arn)
-        .desired_count(desired)
-        .send()
+        .tasks(desired)
+        .task_size(512, 1024)
+        // Every task is running (moto starts a service with them all pending).
+        .all_running()
+        .build()
         .await
-        .unwrap();
-    // Every task is running (moto starts a service with them all pending).
-    moto::shared()
-        .set_service_counts(cluster, "visits-api", desired as usize, 0)
-        .unwrap();
+        .expect("the emulated service");
+    let asg = aws_sdk_autoscaling::Client::new(&world.sdk);
+    let cw = aws_sdk_cloudwatch::Client::new(&world.sdk);
     let mut vars = vec![("CLUSTER_NAME", cluster)];
     vars.extend_from_slice(extra);
-    let deps = common::deps(common::config(&vars), ecs.clone(), asg.clone(), cw);
-    Stack {
-        ecs,
-        asg,
-        deps,
-        cluster: cluster.to_string(),
-    }
+    let deps = common::deps(common::config(&vars), world.ecs.clone(), asg.clone(), cw);
+    Stack { world, asg, deps }
 }
 
 impl Stack {
@@ -79,7 +44,7 @@ impl Stack {
         let mut ev = common::event("scale-up-cpu-high-alarm");
         let data = &mut ev["alarmData"];
         data["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["ClusterName"] =
-            Value::String(self.cluster.clone());
+            Value::String(self.world.cluster.clone());
         data["state"]["timestamp"] =
             Value::String(at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string());
         ev
@@ -117,7 +82,7 @@ impl Stack {
     /// The service's metric dimensions, as the API and the functions publish them.
     fn service_dimensions(&self) -> Vec<Dimension> {
         [
-            ("ClusterName", self.cluster.as_str()),
+            ("ClusterName", self.world.cluster.as_str()),
             ("ServiceName", "visits-api"),
         ]
         .map(|(name, value)| Dimension::builder().name(name).value(value).build())
@@ -150,15 +115,7 @@ impl Stack {
     }
 
     async fn desired(&self) -> i32 {
-        let out = self
-            .ecs
-            .describe_services()
-            .cluster(&self.cluster)
-            .services("visits-api")
-            .send()
-            .await
-            .unwrap();
-        out.services()[0].desired_count()
+        self.world.desired().await.unwrap()
     }
 }
 
@@ -185,7 +142,7 @@ async fn one_task_becomes_two() {
     let tags = s
         .deps
         .ecs
-        .describe_service(&s.cluster, "visits-api")
+        .describe_service(&s.world.cluster, "visits-api")
         .await
         .unwrap()
         .tags;
@@ -328,7 +285,7 @@ async fn an_interrupted_scale_out_is_finished_by_the_redelivery() {
     let arn = s
         .deps
         .ecs
-        .describe_service(&s.cluster, "visits-api")
+        .describe_service(&s.world.cluster, "visits-api")
         .await
         .unwrap()
         .arn;
@@ -423,7 +380,7 @@ impl Stack {
     /// This stack's in-flight alarm: `<cluster>-inflight-high`, InFlight > 50
     /// (Average, 10 s), as the template's, in `state`.
     fn inflight_alarm(&self) -> String {
-        format!("{}-inflight-high", self.cluster)
+        format!("{}-inflight-high", self.world.cluster)
     }
 
     async fn put_inflight_alarm(&self, state: &str) {
@@ -480,7 +437,7 @@ impl Stack {
     /// Tasks the scheduler reports running and pending.
     fn counts(&self, running: usize, pending: usize) {
         moto::shared()
-            .set_service_counts(&self.cluster, "visits-api", running, pending)
+            .set_service_counts(&self.world.cluster, "visits-api", running, pending)
             .unwrap();
     }
 
@@ -488,7 +445,7 @@ impl Stack {
         let arn = self
             .deps
             .ecs
-            .describe_service(&self.cluster, "visits-api")
+            .describe_service(&self.world.cluster, "visits-api")
             .await
             .unwrap()
             .arn;
@@ -532,7 +489,7 @@ async fn still_in_alarm_after_the_cooldown_scales_out_once() {
     let arn = s
         .deps
         .ecs
-        .describe_service(&s.cluster, "visits-api")
+        .describe_service(&s.world.cluster, "visits-api")
         .await
         .unwrap()
         .arn;
@@ -540,7 +497,7 @@ async fn still_in_alarm_after_the_cooldown_scales_out_once() {
     s.deps.ecs.tag(&arn, &intent).await.unwrap();
     s.deps
         .ecs
-        .update_desired(&s.cluster, "visits-api", 3)
+        .update_desired(&s.world.cluster, "visits-api", 3)
         .await
         .unwrap();
     s.counts(3, 0);
@@ -682,7 +639,7 @@ async fn the_schedule_waits_for_a_cooldown_ending_within_its_period() {
     let arn = s
         .deps
         .ecs
-        .describe_service(&s.cluster, "visits-api")
+        .describe_service(&s.world.cluster, "visits-api")
         .await
         .unwrap()
         .arn;
@@ -728,8 +685,8 @@ impl Stack {
         let rps: Vec<f64> = (0..n).map(rps).collect();
         test_support::cloudwatch::put_request_counts(
             self.deps.cloudwatch.client(),
-            &format!("app/{}/1", self.cluster),
-            &format!("targetgroup/{}/1", self.cluster),
+            &format!("app/{}/1", self.world.cluster),
+            &format!("targetgroup/{}/1", self.world.cluster),
             from.timestamp(),
             300,
             &rps,

@@ -22,11 +22,7 @@ pub mod runtime_api;
 pub mod timeline;
 
 use anyhow::Context;
-use aws_sdk_ecs::types::{
-    AwsVpcConfiguration, ContainerDefinition, LaunchType, LoadBalancer, NetworkConfiguration,
-    NetworkMode, PortMapping,
-};
-use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
+use test_support::emulated_ecs::{EmulatedEcs, TargetGroup};
 use test_support::moto::Moto;
 
 pub use lambda::Lambdas;
@@ -56,18 +52,10 @@ pub const TOPIC: &str = "visits-autoscaler";
 /// The emulated service, provisioned in moto.
 #[derive(Debug, Clone)]
 pub struct Stack {
-    /// ECS client on the emulator.
-    pub ecs: aws_sdk_ecs::Client,
-    /// ELBv2 client on the emulator.
-    pub elb: aws_sdk_elasticloadbalancingv2::Client,
-    /// The task definition's ARN.
-    pub task_definition: String,
+    /// The cluster, task definition, target group and service, with clients.
+    pub world: EmulatedEcs,
     /// The service's target group ARN.
     pub target_group: String,
-    /// Default-VPC subnets (awsvpc `run_task` only works there in moto).
-    pub subnets: Vec<String>,
-    /// The default security group.
-    pub security_groups: Vec<String>,
     /// The operators' SNS topic ARN (`TOPIC_ARN` for notify).
     pub topic_arn: String,
     /// The emulator's endpoint, for its `/moto-ext/` harness calls.
@@ -80,6 +68,7 @@ impl Stack {
     pub async fn target_health(&self) -> anyhow::Result<Vec<(String, i32, bool)>> {
         use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
         let out = self
+            .world
             .elb
             .describe_target_health()
             .target_group_arn(&self.target_group)
@@ -106,126 +95,38 @@ impl Stack {
     /// behind that target group, and SNS topic [`TOPIC`]. The emulator starts
     /// no task: the runner does.
     pub async fn provision(moto: &Moto, desired: i32) -> anyhow::Result<Self> {
-        let sdk = moto.sdk_config().await;
-        let ecs = aws_sdk_ecs::Client::new(&sdk);
-        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-        let net = moto.default_network()?;
-        anyhow::ensure!(!net.subnets.is_empty(), "moto has no default subnets");
-        ecs.create_cluster().cluster_name(CLUSTER).send().await?;
-        let container = ContainerDefinition::builder()
-            .name("api")
-            .image("visits-api:latest")
-            .essential(true)
-            .port_mappings(
-                PortMapping::builder()
-                    .container_port(i32::from(TASK_PORT))
-                    .build(),
-            )
-            .build();
-        let td = ecs
-            .register_task_definition()
+        let world = EmulatedEcs::builder()
+            .on(moto)
+            .cluster(CLUSTER)
             .family(SERVICE)
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-            .cpu("256")
-            .memory("512")
-            .container_definitions(container)
-            .send()
-            .await?;
-        let task_definition = td
-            .task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .context("register_task_definition returned no ARN")?
-            .to_string();
-        let tg = elb
-            .create_target_group()
-            .name(SERVICE)
-            .protocol(ProtocolEnum::Http)
-            .port(i32::from(TASK_PORT))
-            .vpc_id(&net.vpc_id)
-            .target_type(TargetTypeEnum::Ip)
-            .health_check_path("/health")
-            .send()
-            .await?;
-        let target_group = tg
-            .target_groups()
-            .first()
-            .and_then(|t| t.target_group_arn())
-            .context("create_target_group returned no ARN")?
-            .to_string();
-        elb.modify_target_group_attributes()
-            .target_group_arn(&target_group)
-            .attributes(
-                TargetGroupAttribute::builder()
-                    .key("deregistration_delay.timeout_seconds")
-                    .value(DEREGISTRATION_DELAY_S.to_string())
-                    .build(),
+            .tasks(desired)
+            .port(TASK_PORT)
+            .target_group(
+                TargetGroup::named(SERVICE)
+                    .health_check("/health")
+                    .deregistration_delay_s(DEREGISTRATION_DELAY_S)
+                    // Deregistered targets drain as on the ALB, ended by the proxy (see proxy.rs).
+                    .alb_draining(),
             )
-            .send()
-            .await
-            .context("set the deregistration delay")?;
-        // Deregistered targets drain as on the ALB, ended by the proxy (see proxy.rs).
-        moto.enable_alb_draining(&target_group)?;
-        let sns = aws_sdk_sns::Client::new(&sdk);
+            .build()
+            .await?;
+        let sns = aws_sdk_sns::Client::new(&world.sdk);
         let topic = sns.create_topic().name(TOPIC).send().await?;
         let topic_arn = topic
             .topic_arn()
             .context("create_topic returned no ARN")?
             .to_string();
-        let stack = Self {
-            ecs,
-            elb,
-            task_definition,
-            target_group,
-            subnets: net.subnets,
-            security_groups: net.security_groups,
+        Ok(Self {
+            target_group: world.target_group_arn().to_string(),
+            world,
             topic_arn,
             endpoint: moto.endpoint(),
-        };
-        stack
-            .ecs
-            .create_service()
-            .cluster(CLUSTER)
-            .service_name(SERVICE)
-            .task_definition(&stack.task_definition)
-            .desired_count(desired)
-            .launch_type(LaunchType::Fargate)
-            .network_configuration(stack.network()?)
-            .load_balancers(
-                LoadBalancer::builder()
-                    .target_group_arn(&stack.target_group)
-                    .container_name("api")
-                    .container_port(i32::from(TASK_PORT))
-                    .build(),
-            )
-            .send()
-            .await?;
-        Ok(stack)
-    }
-
-    /// The service's awsvpc network configuration.
-    pub fn network(&self) -> anyhow::Result<NetworkConfiguration> {
-        let vpc = AwsVpcConfiguration::builder()
-            // One subnet: the local stack has one address space anyway.
-            .set_subnets(Some(self.subnets.iter().take(1).cloned().collect()))
-            .set_security_groups(Some(self.security_groups.clone()))
-            .build()?;
-        Ok(NetworkConfiguration::builder()
-            .awsvpc_configuration(vpc)
-            .build())
+        })
     }
 
     /// The service's desired count in the emulator.
     pub async fn desired(&self) -> anyhow::Result<i32> {
-        let out = self
-            .ecs
-            .describe_services()
-            .cluster(CLUSTER)
-            .services(SERVICE)
-            .send()
-            .await?;
-        let svc = out.services().first().context("service visits-api gone")?;
-        Ok(svc.desired_count())
+        self.world.desired().await
     }
 
     /// Starts the task runner (see [`runner`]).

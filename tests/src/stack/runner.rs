@@ -397,6 +397,7 @@ impl Ctx {
         };
         for t in lost {
             self.stack
+                .world
                 .elb
                 .register_targets()
                 .target_group_arn(&self.stack.target_group)
@@ -415,15 +416,16 @@ impl Ctx {
     async fn start_task(&self, desired: usize) -> anyhow::Result<()> {
         let out = self
             .stack
+            .world
             .ecs
             .run_task()
             .cluster(CLUSTER)
-            .task_definition(&self.stack.task_definition)
+            .task_definition(&self.stack.world.task_definition)
             .count(1)
             .started_by(format!("ecs-svc/{SERVICE}"))
             .group(format!("service:{SERVICE}"))
             .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-            .network_configuration(self.stack.network()?)
+            .network_configuration(self.stack.world.network.clone())
             .send()
             .await
             .context("run_task")?;
@@ -484,6 +486,7 @@ impl Ctx {
             bail!("task {id} did not become healthy: {e:#}\n{log}");
         }
         self.stack
+            .world
             .elb
             .register_targets()
             .target_group_arn(&self.stack.target_group)
@@ -524,6 +527,7 @@ impl Ctx {
         };
         let prot = self
             .stack
+            .world
             .ecs
             .get_task_protection()
             .cluster(CLUSTER)
@@ -584,6 +588,7 @@ impl Ctx {
                 .set_task_status(&task.arn, Some("DEACTIVATING"), Some("STOPPED"))?;
             let dereg = self
                 .stack
+                .world
                 .elb
                 .deregister_targets()
                 .target_group_arn(&self.stack.target_group)

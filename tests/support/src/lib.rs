@@ -1,7 +1,8 @@
 //! Test infrastructure shared by every crate's tests: a private throwaway
 //! PostgreSQL cluster ([`pg`]) and the AWS emulator in server mode ([`moto`]),
 //! both started as child processes that cannot outlive the test binary
-//! ([`guard`]).
+//! ([`guard`]), and an ECS service provisioned in that emulator
+//! ([`emulated_ecs`]).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -13,6 +14,7 @@
 
 pub mod capacity;
 pub mod cloudwatch;
+pub mod emulated_ecs;
 pub mod guard;
 pub mod http;
 pub mod moto;

@@ -1,52 +1,27 @@
 //! The extended emulator: moto's own APIs plus the four the project adds.
 
-use aws_sdk_ecs::types::{
-    AwsVpcConfiguration, ContainerDefinition, LaunchType, NetworkConfiguration, NetworkMode,
-};
+use aws_sdk_ecs::types::LaunchType;
+use test_support::emulated_ecs::EmulatedEcs;
 use test_support::moto::Moto;
 
 #[tokio::test]
 async fn task_protection_and_lifecycle_actions_work_end_to_end() {
     let moto = Moto::start().expect("moto");
-    let config = moto.sdk_config().await;
-    let ecs = aws_sdk_ecs::Client::new(&config);
-    ecs.create_cluster()
-        .cluster_name("visits")
-        .send()
+    let world = EmulatedEcs::builder()
+        .on(&moto)
+        .cluster("visits")
+        .build()
         .await
         .unwrap();
-    ecs.register_task_definition()
-        .family("visits-api")
-        .network_mode(NetworkMode::Awsvpc)
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("api")
-                .image("x")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let ec2_subnet = default_subnet(&moto);
+    let ecs = &world.ecs;
     let run = ecs
         .run_task()
         .cluster("visits")
-        .task_definition("visits-api")
+        .task_definition(&world.family)
         .started_by("test")
         .launch_type(LaunchType::Fargate)
         .group("service:visits-api")
-        .network_configuration(
-            NetworkConfiguration::builder()
-                .awsvpc_configuration(
-                    AwsVpcConfiguration::builder()
-                        .subnets(ec2_subnet)
-                        .security_groups("sg-default")
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
+        .network_configuration(world.network.clone())
         .send()
         .await
         .unwrap();
@@ -113,7 +88,7 @@ async fn task_protection_and_lifecycle_actions_work_end_to_end() {
     assert_eq!(d.tasks()[0].last_status(), Some("DEACTIVATING"));
     assert_eq!(d.tasks()[0].desired_status(), Some("STOPPED"));
 
-    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let asg = aws_sdk_autoscaling::Client::new(&world.sdk);
     asg.create_launch_configuration()
         .launch_configuration_name("lc")
         .image_id("ami-12c6146b")
@@ -164,7 +139,7 @@ async fn task_protection_and_lifecycle_actions_work_end_to_end() {
     );
     assert_eq!(calls[1]["LifecycleActionResult"], "CONTINUE");
 
-    let sns = aws_sdk_sns::Client::new(&config);
+    let sns = aws_sdk_sns::Client::new(&world.sdk);
     let topic = sns.create_topic().name("ops").send().await.unwrap();
     sns.publish()
         .topic_arn(topic.topic_arn().unwrap())
@@ -180,9 +155,4 @@ async fn task_protection_and_lifecycle_actions_work_end_to_end() {
     moto.reset().unwrap();
     assert!(moto.lifecycle_actions().unwrap().is_empty());
     assert!(moto.sns_messages().unwrap().is_empty());
-}
-
-/// A subnet of moto's default VPC (run_task in awsvpc mode needs one).
-fn default_subnet(moto: &Moto) -> String {
-    moto.default_network().unwrap().subnets[0].clone()
 }

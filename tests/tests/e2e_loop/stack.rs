@@ -92,7 +92,7 @@ impl Env {
     /// A known state: no episode or autoscaler tag, no task protection,
     /// `n` tasks serving, each behind a ready proxy slot.
     pub async fn reset(&self, n: i32) -> Vec<LiveTask> {
-        let ecs = &self.stack.ecs;
+        let ecs = &self.stack.world.ecs;
         let arn = self.service_arn().await;
         let keys: Vec<String> = self.tags().await.into_keys().collect();
         if !keys.is_empty() {
@@ -143,6 +143,7 @@ impl Env {
     pub async fn service_arn(&self) -> String {
         let out = self
             .stack
+            .world
             .ecs
             .describe_services()
             .cluster(CLUSTER)
@@ -160,6 +161,7 @@ impl Env {
     pub async fn tags(&self) -> std::collections::BTreeMap<String, String> {
         let out = self
             .stack
+            .world
             .ecs
             .list_tags_for_resource()
             .resource_arn(self.service_arn().await)

@@ -12,13 +12,8 @@ pub mod faults;
 pub mod proxy;
 pub mod wire;
 
-use aws_sdk_ecs::types::{
-    AwsVpcConfiguration, ContainerDefinition, LaunchType, LoadBalancer, NetworkConfiguration,
-    NetworkMode,
-};
-use aws_sdk_elasticloadbalancingv2::types::{
-    TargetDescription, TargetGroupAttribute, TargetTypeEnum,
-};
+use aws_sdk_ecs::types::{LaunchType, NetworkConfiguration};
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use fake_task::FakeTask;
 use faults::Calls;
 use scale_down::admin::AdminClient;
@@ -29,6 +24,7 @@ use scaling::config::IpRewrite;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use test_support::emulated_ecs::{EmulatedEcs, TargetGroup};
 use test_support::moto;
 
 pub const SERVICE: &str = "visits-api";
@@ -63,8 +59,8 @@ pub struct World {
     /// How long the agent lets desired stay below the running tasks before
     /// it stops one (ECS's reaction time; 0 by default).
     pub reaction: Arc<std::sync::atomic::AtomicU64>,
-    subnets: Vec<String>,
-    security_groups: Vec<String>,
+    /// The service's awsvpc configuration, for `run_task`.
+    network: NetworkConfiguration,
     agent: tokio::task::JoinHandle<()>,
 }
 
@@ -87,82 +83,23 @@ impl World {
     /// flight) in cluster `sd-<name>`.
     pub async fn new(name: &str, in_flight: &[u64]) -> World {
         let moto = moto::shared();
-        let direct = moto.sdk_config().await;
-        let ecs = aws_sdk_ecs::Client::new(&direct);
-        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&direct);
         let cluster = format!("sd-{name}");
         let port = test_support::free_port().unwrap();
-        let net = moto.default_network().unwrap();
-        ecs.create_cluster()
-            .cluster_name(&cluster)
-            .send()
-            .await
-            .unwrap();
-        ecs.register_task_definition()
-            .family(&cluster)
-            .network_mode(NetworkMode::Awsvpc)
-            .container_definitions(
-                ContainerDefinition::builder()
-                    .name("api")
-                    .image("x")
-                    .memory(512)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let tg = elb
-            .create_target_group()
-            .name(&cluster)
-            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-            .port(i32::from(port))
-            .vpc_id(&net.vpc_id)
-            .target_type(TargetTypeEnum::Ip)
-            .send()
-            .await
-            .unwrap();
-        let tg = tg.target_groups()[0]
-            .target_group_arn()
-            .unwrap()
-            .to_string();
-        elb.modify_target_group_attributes()
-            .target_group_arn(&tg)
-            .attributes(
-                TargetGroupAttribute::builder()
-                    .key("deregistration_delay.timeout_seconds")
-                    .value("5")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        ecs.create_service()
+        let emulated = EmulatedEcs::builder()
             .cluster(&cluster)
-            .service_name(SERVICE)
-            .task_definition(&cluster)
-            .desired_count(in_flight.len() as i32)
-            .launch_type(LaunchType::Fargate)
-            .load_balancers(
-                LoadBalancer::builder()
-                    .target_group_arn(&tg)
-                    .container_name("api")
-                    .container_port(i32::from(port))
-                    .build(),
-            )
-            .network_configuration(network(&net.subnets, &net.security_groups))
-            // The emulator marks an ECS-controlled deployment IN_PROGRESS forever
-            // (unless its server runs with MOTO_ECS_SERVICE_RUNNING), which
-            // scale-down rightly treats as a rollout; it lists no deployment for
-            // an EXTERNAL controller, as a settled service would look.
-            .deployment_controller(
-                aws_sdk_ecs::types::DeploymentController::builder()
-                    .r#type(aws_sdk_ecs::types::DeploymentControllerType::External)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
+            .family(&cluster)
+            .tasks(in_flight.len() as i32)
+            .port(port)
+            .target_group(TargetGroup::named(&cluster).deregistration_delay_s(5))
+            // scale-down rightly takes the emulator's ever IN_PROGRESS ECS deployment for a rollout.
+            .external_deployments()
+            .build()
             .await
             .unwrap();
+        let tg = emulated.target_group_arn().to_string();
+        let EmulatedEcs {
+            ecs, elb, network, ..
+        } = emulated;
         let calls = Calls::default();
         let endpoint = proxy::start(moto.endpoint(), calls.clone()).await;
         let proxied = moto::sdk_config_for(&endpoint)
@@ -225,8 +162,7 @@ impl World {
             live,
             stopped,
             reaction,
-            subnets: net.subnets,
-            security_groups: net.security_groups,
+            network,
             agent,
         };
         for n in in_flight {
@@ -246,7 +182,7 @@ impl World {
             .started_by("ecs-svc/agent")
             .launch_type(LaunchType::Fargate)
             .group(format!("service:{SERVICE}"))
-            .network_configuration(network(&self.subnets, &self.security_groups))
+            .network_configuration(self.network.clone())
             .send()
             .await
             .unwrap();
@@ -386,18 +322,6 @@ impl World {
         }
         Ok(())
     }
-}
-
-fn network(subnets: &[String], groups: &[String]) -> NetworkConfiguration {
-    NetworkConfiguration::builder()
-        .awsvpc_configuration(
-            AwsVpcConfiguration::builder()
-                .set_subnets(Some(subnets[..1].to_vec()))
-                .set_security_groups(Some(groups.to_vec()))
-                .build()
-                .unwrap(),
-        )
-        .build()
 }
 
 fn target(ip: &str, port: u16) -> TargetDescription {
