@@ -1,5 +1,5 @@
 //! The AWS emulator (moto in server mode) for tests, with the project's
-//! extension (`tools/moto_ext.py`): ECS UpdateTaskProtection /
+//! extension (`tests/support/moto/moto_ext.py`): ECS UpdateTaskProtection /
 //! GetTaskProtection and Auto Scaling CompleteLifecycleAction /
 //! RecordLifecycleActionHeartbeat work, so real binaries run end to end.
 //!
@@ -55,7 +55,7 @@ impl Moto {
     /// it answers; sets the ECS task state manager to manual.
     pub fn start() -> anyhow::Result<Self> {
         let python = crate::paths::venv_bin()?.join("python");
-        let launcher = crate::paths::repo_root().join("tools/moto_ext.py");
+        let launcher = crate::paths::moto_launcher();
         if !launcher.is_file() {
             bail!("{} is missing", launcher.display());
         }

@@ -12,6 +12,12 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or(here)
 }
 
+/// The extended emulator's launcher, `moto/moto_ext.py` beside this crate's
+/// sources (with `moto_cbor.py`, which it imports from the same folder).
+pub fn moto_launcher() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto/moto_ext.py")
+}
+
 /// The project venv's `bin/` directory, or an error that says to run `make setup`.
 pub fn venv_bin() -> anyhow::Result<PathBuf> {
     let bin = repo_root().join(".venv/bin");

@@ -1,6 +1,6 @@
 //! CloudWatch through the real aws-sdk-cloudwatch against the emulator.
 //!
-//! The SDK speaks Smithy RPC v2 CBOR, which moto does not; tools/moto_cbor.py
+//! The SDK speaks Smithy RPC v2 CBOR, which moto does not; tests/support/moto/moto_cbor.py
 //! translates it to moto's awsJson. These tests go through every kind of value
 //! the functions rely on: timestamps and doubles both ways, lists, nested
 //! structures, empty outputs and a typed error.

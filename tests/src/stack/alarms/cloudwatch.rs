@@ -1,5 +1,5 @@
 //! The CloudWatch calls the driver makes to the emulator, through
-//! aws-sdk-cloudwatch (tools/moto_cbor.py translates the SDK's CBOR for moto).
+//! aws-sdk-cloudwatch (tests/support/moto/moto_cbor.py translates the SDK's CBOR for moto).
 
 use std::collections::{BTreeMap, BTreeSet};
 

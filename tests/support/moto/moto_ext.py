@@ -58,7 +58,7 @@ import signal
 import sys
 import types
 
-sys.dont_write_bytecode = True  # importing tools/moto_cbor.py leaves no tools/__pycache__
+sys.dont_write_bytecode = True  # importing moto_cbor.py leaves no __pycache__ here
 import moto_cbor  # noqa: E402
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
