@@ -26,7 +26,6 @@ use chrono::{DateTime, Utc};
 use e2e::stack::alarms::{self, AlarmDriver, DriverEvent, DriverOpts};
 use e2e::stack::demo_load::{Burner, Visits};
 use e2e::stack::lambda::{invoker, Lambdas};
-use e2e::stack::proxy::SlotState;
 use e2e::stack::runner::{METRICS_INTERVAL_S, STRESS_TOKEN};
 use e2e::stack::{Proxy, Stack, SERVICE};
 use scaling::report::{FunctionKind, Outcome, Report, TriggerSummary};
@@ -319,9 +318,7 @@ async fn a_sustained_overload_climbs_step_after_step_then_settles_gracefully() {
     }
     // Let the last drain settle in the proxy, then count.
     proxy
-        .wait_until("1 ready", TASKS_TIMEOUT, |s| {
-            s.iter().filter(|s| s.state == SlotState::Ready).count() == 1
-        })
+        .wait_ready(1, TASKS_TIMEOUT)
         .await
         .expect("one slot serving");
     let parts = visits.stop().await.expect("visits");

@@ -22,6 +22,16 @@ const TASKS_TIMEOUT: Duration = Duration::from_secs(120);
 /// runner (1 s apart, 2 failures replace a task) and of HAProxy.
 const OUTAGE: Duration = Duration::from_secs(8);
 
+/// Stops or starts the database off the async workers: the calls block until
+/// PostgreSQL has gone or answers.
+async fn control(cluster: &Arc<PgCluster>, call: fn(&PgCluster) -> anyhow::Result<()>) {
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || call(&c))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_leaves_every_task_registered_and_healthy() {
     let cluster = tokio::task::spawn_blocking(|| {
@@ -52,12 +62,7 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
         .await
         .expect("two tasks");
     let proxy = Proxy::start(&stack).await.expect("HAProxy");
-    proxy
-        .wait_until("2 ready", TASKS_TIMEOUT, |s| {
-            s.iter().filter(|s| s.state == SlotState::Ready).count() == 2
-        })
-        .await
-        .unwrap();
+    proxy.wait_ready(2, TASKS_TIMEOUT).await.unwrap();
 
     // Keep-alive load of visits (they need the database): during the outage
     // they may only fail as fast 503s, never as a lost connection or a timeout.
@@ -75,11 +80,7 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     runner.note("database down");
-    let c = cluster.clone();
-    tokio::task::spawn_blocking(move || c.stop())
-        .await
-        .unwrap()
-        .unwrap();
+    control(&cluster, PgCluster::stop).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -116,19 +117,8 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Every task still registered, and in service on the ALB stand-in.
-    let registered = stack
-        .world
-        .elb
-        .describe_target_health()
-        .target_group_arn(&stack.target_group)
-        .send()
-        .await
-        .unwrap();
-    let ips: Vec<&str> = registered
-        .target_health_descriptions()
-        .iter()
-        .filter_map(|d| d.target()?.id())
-        .collect();
+    let registered = stack.target_health().await.unwrap();
+    let ips: Vec<&str> = registered.iter().map(|(ip, _, _)| ip.as_str()).collect();
     for t in &tasks {
         assert!(
             ips.contains(&t.ip.as_str()),
@@ -153,11 +143,7 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
     assert_eq!(runner.tasks(), tasks, "the same two tasks");
 
     runner.note("database back");
-    let c = cluster.clone();
-    tokio::task::spawn_blocking(move || c.start())
-        .await
-        .unwrap()
-        .unwrap();
+    control(&cluster, PgCluster::start).await;
     let back = Instant::now();
     loop {
         let resp = http

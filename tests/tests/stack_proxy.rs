@@ -25,6 +25,14 @@ async fn task_behind_proxy(client: &reqwest::Client, proxy: &Proxy) -> String {
     body["task_id"].as_str().expect("task_id").to_string()
 }
 
+/// A task's target: its IP on the task port.
+fn task_target(ip: &str) -> TargetDescription {
+    TargetDescription::builder()
+        .id(ip)
+        .port(i32::from(TASK_PORT))
+        .build()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_follows_the_target_group() {
     let moto = moto::shared();
@@ -32,12 +40,7 @@ async fn proxy_follows_the_target_group() {
     let runner = stack.start_runner(moto).await.expect("runner");
     let proxy = Proxy::start(&stack).await.expect("haproxy");
     let tasks = runner.wait_for_tasks(2, TIMEOUT).await.expect("two tasks");
-    proxy
-        .wait_until("two servers ready", TIMEOUT, |s| {
-            s.iter().filter(|s| s.state == SlotState::Ready).count() == 2
-        })
-        .await
-        .unwrap();
+    proxy.wait_ready(2, TIMEOUT).await.unwrap();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -51,17 +54,10 @@ async fn proxy_follows_the_target_group() {
     // Deregister the first task: the proxy drains it, then parks the slot.
     let victim = &tasks[0];
     let target = format!("{}:{TASK_PORT}", victim.ip);
-    stack
-        .world
-        .elb
-        .deregister_targets()
+    let elb = &stack.world.elb;
+    elb.deregister_targets()
         .target_group_arn(&stack.target_group)
-        .targets(
-            TargetDescription::builder()
-                .id(&victim.ip)
-                .port(i32::from(TASK_PORT))
-                .build(),
-        )
+        .targets(task_target(&victim.ip))
         .send()
         .await
         .unwrap();
@@ -73,19 +69,9 @@ async fn proxy_follows_the_target_group() {
         .await
         .unwrap();
     // The proxy reported the drain, so the emulator no longer lists it draining.
-    let listed = stack
-        .world
-        .elb
-        .describe_target_health()
-        .target_group_arn(&stack.target_group)
-        .send()
-        .await
-        .unwrap();
+    let listed = stack.target_health().await.unwrap();
     assert!(
-        listed
-            .target_health_descriptions()
-            .iter()
-            .all(|d| d.target().and_then(|t| t.id()) != Some(victim.ip.as_str())),
+        listed.iter().all(|(ip, _, _)| *ip != victim.ip),
         "deregistration complete once drained: {listed:?}"
     );
     let events: Vec<String> = proxy.events().into_iter().map(|e| e.what).collect();
@@ -104,17 +90,9 @@ async fn proxy_follows_the_target_group() {
     }
 
     // Registered again (what a rolled-back scale-in does): it serves again.
-    stack
-        .world
-        .elb
-        .register_targets()
+    elb.register_targets()
         .target_group_arn(&stack.target_group)
-        .targets(
-            TargetDescription::builder()
-                .id(&victim.ip)
-                .port(i32::from(TASK_PORT))
-                .build(),
-        )
+        .targets(task_target(&victim.ip))
         .send()
         .await
         .unwrap();

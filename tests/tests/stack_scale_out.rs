@@ -97,19 +97,8 @@ async fn scale_out() {
         assert_eq!(body["task_id"], task.id.as_str(), "{} /health", task.url);
     }
     // Both are registered in the target group, as the ALB would see them.
-    let targets = stack
-        .world
-        .elb
-        .describe_target_health()
-        .target_group_arn(&stack.target_group)
-        .send()
-        .await
-        .expect("describe_target_health");
-    let mut ips: Vec<&str> = targets
-        .target_health_descriptions()
-        .iter()
-        .filter_map(|d| d.target().and_then(|t| t.id()))
-        .collect();
+    let targets = stack.target_health().await.expect("describe_target_health");
+    let mut ips: Vec<&str> = targets.iter().map(|(ip, _, _)| ip.as_str()).collect();
     ips.sort_unstable();
     let mut want = vec![first.ip.as_str(), second.ip.as_str()];
     want.sort_unstable();

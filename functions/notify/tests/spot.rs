@@ -13,18 +13,27 @@ fn at() -> DateTime<Utc> {
     "2026-12-01T14:02:00Z".parse().unwrap()
 }
 
-fn task(id: &str, code: Option<TaskStopCode>, minutes_before: i64, az: &str) -> Task {
+fn task(id: &str, code: TaskStopCode, minutes_before: i64, az: &str) -> Task {
     let when = at().timestamp() - minutes_before * 60;
-    let mut t = Task::builder()
+    Task::builder()
         .task_arn(format!(
             "arn:aws:ecs:us-east-1:123456789012:task/visits/{id}"
         ))
         .availability_zone(az)
-        .stopping_at(SmithyTime::from_secs(when));
-    if let Some(c) = code {
-        t = t.stop_code(c);
-    }
-    t.build()
+        .stopping_at(SmithyTime::from_secs(when))
+        .stop_code(code)
+        .build()
+}
+
+/// DescribeTasks' answer: one stopped task per `(id, stop code, minutes before at(), zone)`.
+fn described(tasks: &[(&str, TaskStopCode, i64, &str)]) -> DescribeTasksOutput {
+    let tasks = tasks
+        .iter()
+        .map(|(id, code, minutes_before, az)| task(id, code.clone(), *minutes_before, az))
+        .collect();
+    DescribeTasksOutput::builder()
+        .set_tasks(Some(tasks))
+        .build()
 }
 
 #[tokio::test]
@@ -43,45 +52,18 @@ async fn counts_the_service_tasks_that_spot_stopped_in_the_last_ten_minutes() {
     let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
         .match_requests(|r| r.tasks().len() == 6)
         .then_output(|| {
-            DescribeTasksOutput::builder()
-                .tasks(task(
-                    "t0",
-                    Some(TaskStopCode::SpotInterruption),
-                    0,
-                    "us-east-1a",
-                ))
-                .tasks(task(
-                    "t1",
-                    Some(TaskStopCode::SpotInterruption),
-                    1,
-                    "us-east-1b",
-                ))
-                .tasks(task(
-                    "t2",
-                    Some(TaskStopCode::SpotInterruption),
-                    2,
-                    "us-east-1a",
-                ))
+            use TaskStopCode::{
+                EssentialContainerExited, ServiceSchedulerInitiated, SpotInterruption,
+            };
+            described(&[
+                ("t0", SpotInterruption, 0, "us-east-1a"),
+                ("t1", SpotInterruption, 1, "us-east-1b"),
+                ("t2", SpotInterruption, 2, "us-east-1a"),
                 // An older wave, a scale-in and a crash do not count.
-                .tasks(task(
-                    "t3",
-                    Some(TaskStopCode::SpotInterruption),
-                    45,
-                    "us-east-1a",
-                ))
-                .tasks(task(
-                    "t4",
-                    Some(TaskStopCode::ServiceSchedulerInitiated),
-                    1,
-                    "us-east-1a",
-                ))
-                .tasks(task(
-                    "t5",
-                    Some(TaskStopCode::EssentialContainerExited),
-                    1,
-                    "us-east-1a",
-                ))
-                .build()
+                ("t3", SpotInterruption, 45, "us-east-1a"),
+                ("t4", ServiceSchedulerInitiated, 1, "us-east-1a"),
+                ("t5", EssentialContainerExited, 1, "us-east-1a"),
+            ])
         });
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe]);
     let wave = spot::wave(&ecs, "visits", "visits-api", at())
@@ -107,16 +89,7 @@ async fn describes_in_batches_of_one_hundred() {
     });
     let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
         .match_requests(|r| r.tasks().len() <= 100)
-        .then_output(|| {
-            DescribeTasksOutput::builder()
-                .tasks(task(
-                    "t",
-                    Some(TaskStopCode::SpotInterruption),
-                    1,
-                    "us-east-1a",
-                ))
-                .build()
-        });
+        .then_output(|| described(&[("t", TaskStopCode::SpotInterruption, 1, "us-east-1a")]));
     let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe]);
     let wave = spot::wave(&ecs, "visits", "visits-api", at())
         .await

@@ -225,6 +225,18 @@ impl Proxy {
         runtime(&self.socket, cmd)
     }
 
+    /// Waits until `n` slots serve a registered target (`Ready`).
+    pub async fn wait_ready(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<ProxyServer>> {
+        self.wait_until(&format!("{n} ready"), timeout, |s| {
+            s.iter().filter(|s| s.state == SlotState::Ready).count() == n
+        })
+        .await
+    }
+
     /// Waits until `ok(servers)` holds; errors with the proxy's events after `timeout`.
     pub async fn wait_until(
         &self,

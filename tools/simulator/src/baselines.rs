@@ -51,6 +51,37 @@ fn cpu_rule(cmp: Comparison, threshold: f64, period_s: u32, n: u32) -> Rule {
     }
 }
 
+/// The two CPU alarms every baseline reacts to: the high one scales out, the
+/// low one scales in. Each needs all of its `n` datapoints breaching.
+struct CpuAlarms {
+    high: AlarmFeed,
+    low: AlarmFeed,
+}
+
+impl CpuAlarms {
+    /// CPU above `high` for `high_n` periods and below `low` for `low_n`, on
+    /// `period_s` datapoints published `delay_s` late.
+    fn new(high: f64, high_n: u32, low: f64, low_n: u32, period_s: u32, delay_s: f64) -> Self {
+        CpuAlarms {
+            high: AlarmFeed::new(
+                cpu_rule(Comparison::Greater, high, period_s, high_n),
+                Metric::Cpu,
+                delay_s,
+            ),
+            low: AlarmFeed::new(
+                cpu_rule(Comparison::Less, low, period_s, low_n),
+                Metric::Cpu,
+                delay_s,
+            ),
+        }
+    }
+
+    fn push(&mut self, s: &Sample) {
+        self.high.push(s);
+        self.low.push(s);
+    }
+}
+
 /// Min and max tasks, shared by every policy (the template's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -69,8 +100,7 @@ pub struct TargetTracking {
     label: &'static str,
     b: Bounds,
     target: f64,
-    high: AlarmFeed,
-    low: AlarmFeed,
+    alarms: CpuAlarms,
     out_cooldown: i64,
     in_cooldown: i64,
     last_out: Option<i64>,
@@ -87,16 +117,7 @@ impl TargetTracking {
             label,
             b,
             target,
-            high: AlarmFeed::new(
-                cpu_rule(Comparison::Greater, target, period_s, 3),
-                Metric::Cpu,
-                delay,
-            ),
-            low: AlarmFeed::new(
-                cpu_rule(Comparison::Less, 0.9 * target, period_s, 15),
-                Metric::Cpu,
-                delay,
-            ),
+            alarms: CpuAlarms::new(target, 3, 0.9 * target, 15, period_s, delay),
             out_cooldown: p.tt_out_cooldown_s as i64,
             in_cooldown: p.tt_in_cooldown_s as i64,
             last_out: None,
@@ -111,16 +132,15 @@ impl Policy for TargetTracking {
     }
 
     fn on_sample(&mut self, s: &Sample) {
-        self.high.push(s);
-        self.low.push(s);
+        self.alarms.push(s);
     }
 
     fn tick(&mut self, now: i64, svc: &mut Service) {
-        let high = self.high.tick(now);
-        let low = self.low.tick(now);
+        let high = self.alarms.high.tick(now);
+        let low = self.alarms.low.tick(now);
         let serving = f64::from(svc.serving(now).max(1));
         let proportional = |v: f64| (serving * v / self.target).ceil() as i32;
-        if let (Some(e), State::Alarm) = (&high, self.high.state()) {
+        if let (Some(e), State::Alarm) = (&high, self.alarms.high.state()) {
             if let Some(v) = e.newest.map(|d| d.value) {
                 let want = self.b.clamp(proportional(v));
                 if want > svc.desired {
@@ -130,7 +150,7 @@ impl Policy for TargetTracking {
             }
             return;
         }
-        if let (Some(e), State::Alarm) = (&low, self.low.state()) {
+        if let (Some(e), State::Alarm) = (&low, self.alarms.low.state()) {
             let cool = |last: Option<i64>, c: i64| last.is_none_or(|l| now - l >= c);
             if !(cool(self.last_in, self.in_cooldown) && cool(self.last_out, self.out_cooldown)) {
                 return;
@@ -147,11 +167,20 @@ impl Policy for TargetTracking {
     }
 }
 
+/// Changes desired by `step` within `b`, when that changes it, and records
+/// when in `last` (the start of the cooldown).
+fn step_by(b: Bounds, svc: &mut Service, step: i32, now: i64, last: &mut Option<i64>) {
+    let want = b.clamp(svc.desired + step);
+    if want != svc.desired {
+        svc.set_desired(want, now);
+        *last = Some(now);
+    }
+}
+
 /// Step scaling on 60 s CPU alarms.
 pub struct StepScaling {
     b: Bounds,
-    high: AlarmFeed,
-    low: AlarmFeed,
+    alarms: CpuAlarms,
     cooldown: i64,
     last: Option<i64>,
 }
@@ -161,14 +190,12 @@ impl StepScaling {
     pub fn new(p: &Params, b: Bounds) -> Self {
         StepScaling {
             b,
-            high: AlarmFeed::new(
-                cpu_rule(Comparison::Greater, p.step_high_cpu, 60, 3),
-                Metric::Cpu,
-                p.ecs_metric_delay_s,
-            ),
-            low: AlarmFeed::new(
-                cpu_rule(Comparison::Less, p.step_low_cpu, 60, 15),
-                Metric::Cpu,
+            alarms: CpuAlarms::new(
+                p.step_high_cpu,
+                3,
+                p.step_low_cpu,
+                15,
+                60,
                 p.ecs_metric_delay_s,
             ),
             cooldown: p.step_cooldown_s as i64,
@@ -183,18 +210,17 @@ impl Policy for StepScaling {
     }
 
     fn on_sample(&mut self, s: &Sample) {
-        self.high.push(s);
-        self.low.push(s);
+        self.alarms.push(s);
     }
 
     fn tick(&mut self, now: i64, svc: &mut Service) {
-        let high = self.high.tick(now);
-        let low = self.low.tick(now);
+        let high = self.alarms.high.tick(now);
+        let low = self.alarms.low.tick(now);
         if (high.is_none() && low.is_none()) || self.last.is_some_and(|t| now - t < self.cooldown) {
             return;
         }
-        if let (Some(e), State::Alarm) = (&high, self.high.state()) {
-            let breach = e.newest.map_or(0.0, |d| d.value) - self.high.rule.threshold;
+        if let (Some(e), State::Alarm) = (&high, self.alarms.high.state()) {
+            let breach = e.newest.map_or(0.0, |d| d.value) - self.alarms.high.rule.threshold;
             let step = if breach < 15.0 {
                 1
             } else if breach < 25.0 {
@@ -202,17 +228,9 @@ impl Policy for StepScaling {
             } else {
                 3
             };
-            let want = self.b.clamp(svc.desired + step);
-            if want != svc.desired {
-                svc.set_desired(want, now);
-                self.last = Some(now);
-            }
-        } else if self.low.state() == State::Alarm {
-            let want = self.b.clamp(svc.desired - 1);
-            if want != svc.desired {
-                svc.set_desired(want, now);
-                self.last = Some(now);
-            }
+            step_by(self.b, svc, step, now, &mut self.last);
+        } else if self.alarms.low.state() == State::Alarm {
+            step_by(self.b, svc, -1, now, &mut self.last);
         }
     }
 }
@@ -220,8 +238,7 @@ impl Policy for StepScaling {
 /// The original design: a poller on 5 min CPU averages.
 pub struct Naive {
     b: Bounds,
-    high: AlarmFeed,
-    low: AlarmFeed,
+    alarms: CpuAlarms,
     cooldown: i64,
     last: Option<i64>,
 }
@@ -232,14 +249,12 @@ impl Naive {
         let n = (p.naive_window_s / 60.0).round().max(1.0) as u32;
         Naive {
             b,
-            high: AlarmFeed::new(
-                cpu_rule(Comparison::Greater, p.naive_high_cpu, 60, n),
-                Metric::Cpu,
-                p.ecs_metric_delay_s,
-            ),
-            low: AlarmFeed::new(
-                cpu_rule(Comparison::Less, p.naive_low_cpu, 60, n),
-                Metric::Cpu,
+            alarms: CpuAlarms::new(
+                p.naive_high_cpu,
+                n,
+                p.naive_low_cpu,
+                n,
+                60,
                 p.ecs_metric_delay_s,
             ),
             cooldown: p.naive_cooldown_s as i64,
@@ -254,24 +269,19 @@ impl Policy for Naive {
     }
 
     fn on_sample(&mut self, s: &Sample) {
-        self.high.push(s);
-        self.low.push(s);
+        self.alarms.push(s);
     }
 
     fn tick(&mut self, now: i64, svc: &mut Service) {
-        let evaluated = self.high.tick(now).is_some() | self.low.tick(now).is_some();
+        let evaluated = self.alarms.high.tick(now).is_some() | self.alarms.low.tick(now).is_some();
         if !evaluated || self.last.is_some_and(|t| now - t < self.cooldown) {
             return;
         }
-        let step = match (self.high.state(), self.low.state()) {
+        let step = match (self.alarms.high.state(), self.alarms.low.state()) {
             (State::Alarm, _) => 1,
             (_, State::Alarm) => -1,
             _ => 0,
         };
-        let want = self.b.clamp(svc.desired + step);
-        if want != svc.desired {
-            svc.set_desired(want, now);
-            self.last = Some(now);
-        }
+        step_by(self.b, svc, step, now, &mut self.last);
     }
 }
