@@ -3,7 +3,7 @@
 //! synthetic shapes). `simulator params` lists the model's parameters.
 
 use anyhow::{bail, Context};
-use simulator::ahead::{daily_window, HISTORY_DAYS};
+use simulator::ahead::{daily_reviews, daily_window, HISTORY_DAYS};
 use simulator::params::Params;
 use simulator::run::{run_all, run_with, scale_factor, Compare, Run, Variant};
 use simulator::setup::{default_template, Setup};
@@ -248,6 +248,9 @@ fn bench(args: &mut Args) -> anyhow::Result<()> {
             report::table(&run)
         ));
         summary.push_str(&losses);
+        let reviews = review_table(&scaled, &setup);
+        print!("{reviews}");
+        summary.push_str(&reviews);
     }
     let md = out.join("summary.md");
     std::fs::write(&md, summary).with_context(|| format!("write {}", md.display()))?;
@@ -257,6 +260,39 @@ fn bench(args: &mut Args) -> anyhow::Result<()> {
         md.display()
     );
     Ok(())
+}
+
+/// The daily forecast review's figures for each day after the first [`HISTORY_DAYS`] (empty
+/// for a shorter trace): what the once-a-day email would have told the operator.
+fn review_table(t: &trace::Trace, setup: &Setup) -> String {
+    let p = &setup.config.predictive;
+    let reviews = daily_reviews(t, p);
+    if reviews.is_empty() {
+        return String::new();
+    }
+    let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:+.1} %", v * 100.0));
+    let mut out = format!(
+        "\nforecast review, day by day ({} s steps, each forecast {} s ahead, {} req/s per task):\n\n\
+         | day | steps compared | WAPE | bias | steps short | task-h short | task-h extra |\n\
+         |---|---|---|---|---|---|---|\n",
+        p.step.as_secs(),
+        reviews[0].horizon_s,
+        p.task_rps
+    );
+    for (i, r) in reviews.iter().enumerate() {
+        out.push_str(&format!(
+            "| {} | {} of {} | {} | {} | {} | {:.1} | {:.1} |\n",
+            HISTORY_DAYS + 1 + i,
+            r.compared,
+            r.steps,
+            pct(r.wape).trim_start_matches('+'),
+            pct(r.bias),
+            r.short_steps,
+            r.short_task_hours,
+            r.extra_task_hours
+        ));
+    }
+    out
 }
 
 /// The project with a scheduled window (an operator's, from the trace's first days; when some

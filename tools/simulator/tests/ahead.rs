@@ -4,7 +4,7 @@
 //! same (no history yet), and on the next two the forecast raises desired before the step;
 //! with a window over the busy hour, every day.
 
-use simulator::ahead::daily_window;
+use simulator::ahead::{daily_reviews, daily_window, HISTORY_DAYS};
 use simulator::params::Params;
 use simulator::run::{run_with, Compare, Run, Variant};
 use simulator::setup::{default_template, Setup};
@@ -91,4 +91,34 @@ fn a_window_over_the_busy_hour_is_ready_every_day_after_its_history() {
     let reactive = &r.scores[0];
     assert!(reactive.daily[3].0 > 0);
     assert_eq!(window.daily[3].0, 0, "{:?}", window.daily);
+}
+
+#[test]
+fn the_daily_review_of_repeating_days_finds_the_forecast_exact() {
+    let mut p = Params::default();
+    let base = setup(&[], &mut p);
+    let t = trace(HISTORY_DAYS + 2, p.task_capacity_rps);
+    let reviews = daily_reviews(&t, &base.config.predictive);
+    // One review per day after the history: each compares the whole day, exactly.
+    assert_eq!(reviews.len(), 2);
+    for r in &reviews {
+        assert_eq!((r.compared, r.steps), (288, 288), "{r:?}");
+        assert!(r.wape.unwrap() < 1e-9, "{r:?}");
+        assert_eq!((r.short_steps, r.extra_task_hours), (0, 0.0), "{r:?}");
+    }
+    // A busier last day: until the level ratio catches up, the review sees the forecast run
+    // low.
+    let mut busier = t.clone();
+    let n = busier.rps.len();
+    for v in &mut busier.rps[n - DAY..] {
+        *v *= 1.5;
+    }
+    let last = daily_reviews(&busier, &base.config.predictive)
+        .pop()
+        .unwrap();
+    assert!(last.bias.unwrap() < 0.0, "{last:?}");
+    // Worst at the day's first step, before the level ratio has seen an hour of it.
+    let worst = last.worst.unwrap();
+    assert_eq!(worst.at, last.from);
+    assert!(worst.forecast_rps < worst.actual_rps, "{last:?}");
 }
