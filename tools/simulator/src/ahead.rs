@@ -126,6 +126,34 @@ pub fn daily_window(trace: &Trace, task_rps: f64, min: i32, max: i32) -> Option<
     )
 }
 
+/// The once-a-day forecast review (`scaling::review`, the functions' own) for each day of `t`
+/// after its first [`HISTORY_DAYS`]: what the daily email would have said, day by day, with
+/// `p`'s settings. `t` holds requests per second, one value per second.
+pub fn daily_reviews(
+    t: &Trace,
+    p: &scaling::predictive::Predictive,
+) -> Vec<scaling::review::ForecastReview> {
+    let step = p.step.as_secs().max(60) as usize;
+    let per_day = DAY_S as usize / step;
+    let counts: Vec<Option<f64>> = t
+        .rps
+        .chunks(step)
+        .filter(|c| c.len() == step)
+        .map(|c| Some(c.iter().sum()))
+        .collect();
+    let epoch = chrono::DateTime::from_timestamp(0, 0).unwrap_or_default();
+    (HISTORY_DAYS + 1..=counts.len() / per_day)
+        .map(|day| {
+            let history = Series {
+                step: p.step,
+                values: counts[..day * per_day].to_vec(),
+            };
+            let end = epoch + chrono::Duration::seconds((day * per_day * step) as i64);
+            scaling::review::review(p, &history, end)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,32 +204,4 @@ mod tests {
         };
         assert_eq!(daily_window(&short, 2100.0, 2, 6), None);
     }
-}
-
-/// The once-a-day forecast review (`scaling::review`, the functions' own) for each day of `t`
-/// after its first [`HISTORY_DAYS`]: what the daily email would have said, day by day, with
-/// `p`'s settings. `t` holds requests per second, one value per second.
-pub fn daily_reviews(
-    t: &Trace,
-    p: &scaling::predictive::Predictive,
-) -> Vec<scaling::review::ForecastReview> {
-    let step = p.step.as_secs().max(60) as usize;
-    let per_day = DAY_S as usize / step;
-    let counts: Vec<Option<f64>> = t
-        .rps
-        .chunks(step)
-        .filter(|c| c.len() == step)
-        .map(|c| Some(c.iter().sum()))
-        .collect();
-    let epoch = chrono::DateTime::from_timestamp(0, 0).unwrap_or_default();
-    (HISTORY_DAYS + 1..=counts.len() / per_day)
-        .map(|day| {
-            let history = Series {
-                step: p.step,
-                values: counts[..day * per_day].to_vec(),
-            };
-            let end = epoch + chrono::Duration::seconds((day * per_day * step) as i64);
-            scaling::review::review(p, &history, end)
-        })
-        .collect()
 }
