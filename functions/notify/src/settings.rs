@@ -1,6 +1,7 @@
 //! Notify's configuration, read once at start from the environment.
 
 use crate::notice::Severity;
+use scaling::config::{ConfigError, Env};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -40,62 +41,30 @@ pub struct Settings {
     pub account: String,
 }
 
-/// A variable that is missing or does not parse.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("environment variable {name}: {why}")]
-pub struct SettingsError {
-    pub name: &'static str,
-    pub why: String,
-}
-
 impl Settings {
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Reads through `get` (tests pass a map).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let required = |name: &'static str| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(SettingsError {
-                    name,
-                    why: "required".into(),
-                })
-        };
-        let number = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
-            match get(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|e| SettingsError {
-                    name,
-                    why: format!("{v:?}: {e}"),
-                }),
-            }
-        };
-        let topic_arn = required("TOPIC_ARN")?;
+    /// Reads through `get` (tests pass a map), with the reader every function shares.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let topic_arn = env.required("TOPIC_ARN")?;
         // arn:aws:sns:REGION:ACCOUNT:NAME
         let parts: Vec<&str> = topic_arn.split(':').collect();
         if parts.len() < 6 || parts[2] != "sns" {
-            return Err(SettingsError {
-                name: "TOPIC_ARN",
-                why: format!("{topic_arn:?} is not an SNS topic ARN"),
-            });
+            return Err(env.invalid("TOPIC_ARN", "not an SNS topic ARN"));
         }
         let (region, account) = (parts[3].to_string(), parts[4].to_string());
-        let window_min = number("FLAP_WINDOW_MIN", 30)?;
-        let min_severity = match get("NOTIFY_MIN_SEVERITY").filter(|v| !v.trim().is_empty()) {
-            None => Severity::Info,
-            Some(v) => v.parse().map_err(|why| SettingsError {
-                name: "NOTIFY_MIN_SEVERITY",
-                why,
-            })?,
-        };
+        let window_min: u32 = env.parse_or("FLAP_WINDOW_MIN", 30)?;
         Ok(Settings {
-            cluster: required("CLUSTER_NAME")?,
-            service: required("SERVICE_NAME")?,
-            capacity_asg: get("CAPACITY_ASG_NAME").filter(|v| !v.trim().is_empty()),
-            scaling_alarms: get("SCALING_ALARM_NAMES")
+            cluster: env.required("CLUSTER_NAME")?,
+            service: env.required("SERVICE_NAME")?,
+            capacity_asg: env.get("CAPACITY_ASG_NAME"),
+            // Lenient on purpose: a stray comma must not stop the emails.
+            scaling_alarms: env
+                .get("SCALING_ALARM_NAMES")
                 .unwrap_or_default()
                 .split(',')
                 .map(str::trim)
@@ -103,10 +72,10 @@ impl Settings {
                 .map(String::from)
                 .collect(),
             flap: FlapPolicy {
-                max_transitions: number("FLAP_MAX_TRANSITIONS", 4)?.max(1),
+                max_transitions: env.parse_or::<u32>("FLAP_MAX_TRANSITIONS", 4)?.max(1),
                 window: Duration::from_secs(u64::from(window_min.max(1)) * 60),
             },
-            min_severity,
+            min_severity: env.parse_or("NOTIFY_MIN_SEVERITY", Severity::Info)?,
             topic_arn,
             region,
             account,
@@ -152,8 +121,22 @@ mod tests {
         assert_eq!(s.scaling_alarms.len(), 2);
         pairs.push(("FLAP_WINDOW_MIN", "ten"));
         let e = Settings::from_lookup(env(&pairs)).unwrap_err();
-        assert_eq!(e.name, "FLAP_WINDOW_MIN");
+        assert_eq!(e.var(), "FLAP_WINDOW_MIN");
         let e = Settings::from_lookup(env(&[("TOPIC_ARN", "nope")])).unwrap_err();
-        assert_eq!(e.name, "TOPIC_ARN");
+        assert_eq!(e.var(), "TOPIC_ARN");
+    }
+
+    #[test]
+    fn errors_are_the_ones_every_function_gives() {
+        let e = Settings::from_lookup(env(&BASE[1..])).unwrap_err();
+        assert_eq!(e, ConfigError::Missing("CLUSTER_NAME"));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("NOTIFY_MIN_SEVERITY", " Warning "));
+        let s = Settings::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(s.min_severity, Severity::Warning);
+        pairs.push(("NOTIFY_MIN_SEVERITY", "loud"));
+        let e = Settings::from_lookup(env(&pairs)).unwrap_err();
+        assert_eq!(e.var(), "NOTIFY_MIN_SEVERITY");
+        assert!(e.to_string().contains("\"loud\""), "{e}");
     }
 }

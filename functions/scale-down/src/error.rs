@@ -3,16 +3,16 @@
 //! form ([`scaling::error::Classify`]), so one alarm on `NonRetryable.*` covers them all.
 
 use crate::machine::NotStarted;
-use crate::trigger::TriggerError;
 use lambda_runtime::Diagnostic;
-use scaling::error::Classify;
+use scaling::error::{Classify, ScalingError};
 
 /// Why an invocation produced no report.
 #[derive(Debug, thiserror::Error)]
 pub enum FnError {
-    /// The event is not one scale-down understands (no AWS call was made).
+    /// The event is not one scale-down understands, or not about this service
+    /// (`BadEvent`, `NotOurs`; no AWS call was made).
     #[error(transparent)]
-    Trigger(#[from] TriggerError),
+    Trigger(#[from] ScalingError),
     /// Reading the service failed before anything changed; a retry may succeed.
     #[error(transparent)]
     NotStarted(#[from] NotStarted),
@@ -21,14 +21,16 @@ pub enum FnError {
 impl Classify for FnError {
     fn kind(&self) -> String {
         match self {
-            FnError::Trigger(TriggerError::BadEvent(_)) => "BadEvent".into(),
-            FnError::Trigger(TriggerError::NotOurs(_)) => "NotOurs".into(),
+            FnError::Trigger(e) => e.kind(),
             FnError::NotStarted(e) => format!("Aws.{}", e.0.op),
         }
     }
 
     fn retryable(&self) -> bool {
-        matches!(self, FnError::NotStarted(e) if e.0.retryable)
+        match self {
+            FnError::Trigger(e) => e.retryable(),
+            FnError::NotStarted(e) => e.0.retryable,
+        }
     }
 }
 

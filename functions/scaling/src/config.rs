@@ -63,6 +63,15 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The variable at fault.
+    pub fn var(&self) -> &'static str {
+        match self {
+            ConfigError::Missing(var) | ConfigError::Invalid { var, .. } => var,
+        }
+    }
+}
+
 /// How a scale-out sizes its step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleOutMode {
@@ -380,21 +389,24 @@ fn predictive<F: Fn(&str) -> Option<String>>(
     })
 }
 
-/// Lookup wrapper that turns absent/empty/unparsable values into named errors.
-struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+/// The one environment reader: every function reads its variables through it, so an
+/// absent, empty or unparsable value is the same [`ConfigError`] naming the variable,
+/// whichever function reads it. `Config` reads the scaling variables; notify reads its own.
+pub struct Env<'a, F: Fn(&str) -> Option<String>>(pub &'a F);
 
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    fn get(&self, var: &str) -> Option<String> {
+    /// The trimmed value; empty counts as unset.
+    pub fn get(&self, var: &str) -> Option<String> {
         (self.0)(var)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     }
 
-    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+    pub fn required(&self, var: &'static str) -> Result<String, ConfigError> {
         self.get(var).ok_or(ConfigError::Missing(var))
     }
 
-    fn invalid(&self, var: &'static str, why: &str) -> ConfigError {
+    pub fn invalid(&self, var: &'static str, why: &str) -> ConfigError {
         ConfigError::Invalid {
             var,
             value: self.get(var).unwrap_or_default(),
@@ -402,7 +414,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         }
     }
 
-    fn parse_opt<T: FromStr>(&self, var: &'static str) -> Result<Option<T>, ConfigError>
+    pub fn parse_opt<T: FromStr>(&self, var: &'static str) -> Result<Option<T>, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -419,14 +431,14 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         }
     }
 
-    fn required_parse<T: FromStr>(&self, var: &'static str) -> Result<T, ConfigError>
+    pub fn required_parse<T: FromStr>(&self, var: &'static str) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
         self.parse_opt(var)?.ok_or(ConfigError::Missing(var))
     }
 
-    fn parse_or<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    pub fn parse_or<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -435,7 +447,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
 
     /// A comma-separated list of CloudWatch alarm names (1..=255 characters each);
     /// unset: empty.
-    fn alarm_names(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+    pub fn alarm_names(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
         let Some(v) = self.get(var) else {
             return Ok(Vec::new());
         };
@@ -449,7 +461,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         Ok(names)
     }
 
-    fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    pub fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
             None => Ok(default),
             Some("true" | "1" | "yes") => Ok(true),

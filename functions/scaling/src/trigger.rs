@@ -90,11 +90,18 @@ pub struct AlarmChange {
     pub alarm_arn: Option<String>,
     pub state: AlarmState,
     pub previous_state: Option<AlarmState>,
+    /// Why the alarm was in its previous state: "Unchecked: Initial alarm creation" marks
+    /// a transition out of creation. Only the alarm action and EventBridge carry it.
+    pub previous_reason: Option<String>,
     pub reason: String,
     /// When the alarm entered `state`; with the name, the idempotency key.
     pub timestamp: DateTime<Utc>,
     /// The watched metric; None for metric-math or composite alarms.
     pub metric: Option<MetricRef>,
+    /// How the watched metric is aggregated, e.g. `Average`.
+    pub statistic: Option<String>,
+    /// The alarm's description, when it has one.
+    pub description: Option<String>,
     pub threshold: Option<f64>,
     /// e.g. `GreaterThanThreshold` (only the SNS shape carries it).
     pub comparison: Option<String>,
@@ -105,9 +112,23 @@ pub struct AlarmChange {
 }
 
 impl AlarmChange {
-    /// The newest datapoint: the proportional step's `value`.
+    /// The newest datapoint: the proportional step's `value`, and the value the email shows.
     pub fn latest_value(&self) -> Option<f64> {
         self.datapoints.first().copied()
+    }
+
+    /// True when the alarm left the state CloudWatch gives it on creation or update
+    /// ("Unchecked: Initial alarm creation"), or the change names no previous state:
+    /// a deploy artefact rather than news.
+    pub fn leaves_creation(&self) -> bool {
+        match self.previous_state {
+            None => true,
+            Some(AlarmState::InsufficientData) => self
+                .previous_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("Unchecked")),
+            Some(_) => false,
+        }
     }
 
     /// Rejects an alarm that is not about this service: its metric names another
@@ -301,6 +322,7 @@ fn parse_alarm_action(event: &Value) -> Result<AlarmChange, ScalingError> {
     from_alarm_data(
         Delivery::AlarmAction,
         alarm.alarm_data,
+        recent_datapoints(&event["alarmData"]),
         alarm.alarm_arn,
         alarm.region,
         alarm.account_id,
@@ -317,12 +339,33 @@ fn parse_eventbridge_alarm(event: &Value) -> Result<AlarmChange, ScalingError> {
         )));
     }
     let arn = ev.resources.as_ref().and_then(|r| r.first().cloned());
-    from_alarm_data(Delivery::EventBridge, ev.detail, arn, ev.region, ev.account)
+    let recent = recent_datapoints(&event["detail"]);
+    from_alarm_data(
+        Delivery::EventBridge,
+        ev.detail,
+        recent,
+        arn,
+        ev.region,
+        ev.account,
+    )
+}
+
+/// `state.reasonData.recentDatapoints`, newest first, read from the raw payload: the
+/// crate types reasonData without a threshold (anomaly detection's bands) as a composite
+/// alarm's, which drops them.
+fn recent_datapoints(alarm_data: &Value) -> Vec<f64> {
+    let raw = alarm_data["state"]["reasonData"]
+        .as_str()
+        .unwrap_or_default();
+    let data: Value = serde_json::from_str(raw).unwrap_or_default();
+    let recent = data["recentDatapoints"].as_array().into_iter().flatten();
+    recent.rev().filter_map(Value::as_f64).collect()
 }
 
 fn from_alarm_data(
     delivery: Delivery,
     data: CloudWatchAlarmData,
+    recent: Vec<f64>,
     alarm_arn: Option<String>,
     region: Option<String>,
     account: Option<String>,
@@ -350,19 +393,28 @@ fn from_alarm_data(
             };
             (Some(m.threshold), points)
         }
-        _ => (None, Vec::new()),
+        // No threshold (anomaly detection's bands): the values evaluated all the same.
+        _ => (None, recent),
     };
+    let (metric, statistic) = metric_from_configuration(&data.configuration).unzip();
+    let previous = data.previous_state;
     Ok(AlarmChange {
         delivery,
         alarm_name: data.alarm_name,
         alarm_arn,
         state: AlarmState::from_value(&state.value),
-        previous_state: data
-            .previous_state
-            .map(|p| AlarmState::from_value(&p.value)),
+        previous_state: previous.as_ref().map(|p| AlarmState::from_value(&p.value)),
+        previous_reason: previous.map(|p| p.reason),
         reason: state.reason,
         timestamp: state.timestamp,
-        metric: metric_from_configuration(&data.configuration),
+        metric,
+        statistic: statistic.flatten(),
+        description: data
+            .configuration
+            .get("description")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
         threshold,
         comparison: None,
         datapoints,
@@ -371,8 +423,9 @@ fn from_alarm_data(
     })
 }
 
-/// The single returned metric of `configuration.metrics[]` (None for metric math).
-fn metric_from_configuration(conf: &Value) -> Option<MetricRef> {
+/// The single returned metric of `configuration.metrics[]` and its statistic (None for
+/// metric math).
+fn metric_from_configuration(conf: &Value) -> Option<(MetricRef, Option<String>)> {
     let metrics = conf.get("metrics")?.as_array()?;
     let stats: Vec<&Value> = metrics.iter().filter_map(|m| m.get("metricStat")).collect();
     let [stat] = stats.as_slice() else {
@@ -388,11 +441,13 @@ fn metric_from_configuration(conf: &Value) -> Option<MetricRef> {
                 .collect()
         })
         .unwrap_or_default();
-    Some(MetricRef {
+    let statistic = stat.get("stat").and_then(Value::as_str).map(str::to_string);
+    let metric = MetricRef {
         namespace: metric.get("namespace")?.as_str()?.to_string(),
         name: metric.get("name")?.as_str()?.to_string(),
         dimensions,
-    })
+    };
+    Some((metric, statistic))
 }
 
 fn parse_schedule(event: &Value) -> Result<Trigger, ScalingError> {
@@ -452,6 +507,8 @@ struct SnsAlarmMessage {
     old_state_value: Option<String>,
     #[serde(default)]
     new_state_reason: String,
+    #[serde(default)]
+    alarm_description: Option<String>,
     state_change_time: String,
     #[serde(default)]
     trigger: Option<SnsAlarmTrigger>,
@@ -470,6 +527,8 @@ struct SnsAlarmTrigger {
     comparison_operator: Option<String>,
     #[serde(default)]
     threshold: Option<f64>,
+    #[serde(default)]
+    statistic: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -556,9 +615,12 @@ fn parse_sns(event: &Value) -> Result<AlarmChange, ScalingError> {
         alarm_arn: msg.alarm_arn,
         state,
         previous_state: msg.old_state_value.as_deref().and_then(AlarmState::parse),
+        previous_reason: None,
         reason: msg.new_state_reason,
+        description: msg.alarm_description.filter(|d| !d.is_empty()),
         timestamp,
         threshold: trigger.as_ref().and_then(|t| t.threshold),
+        statistic: trigger.as_ref().and_then(|t| t.statistic.clone()),
         comparison: trigger.and_then(|t| t.comparison_operator),
         metric,
         region,
@@ -634,6 +696,45 @@ mod tests {
             parse_ours(&schedule, "visits", "other-service"),
             Ok(Trigger::Schedule { .. })
         ));
+    }
+
+    #[test]
+    fn an_alarm_change_carries_what_the_email_shows() {
+        let change = |previous: Value, reason_data: &str| {
+            parse_alarm(&json!({"version": "0", "id": "1",
+                "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+                "account": "1", "time": "2026-11-23T15:00:00Z", "region": "us-east-1",
+                "resources": ["arn:aws:cloudwatch:us-east-1:1:alarm:visits-api-cpu-high"],
+                "detail": {"alarmName": "visits-api-cpu-high",
+                    "state": {"value": "ALARM", "reason": "r", "reasonData": reason_data,
+                        "timestamp": "2026-11-23T15:00:00.000+0000"},
+                    "previousState": previous,
+                    "configuration": {"description": "CPU over 70 %", "metrics": [{"id": "m",
+                        "metricStat": {"metric": {"namespace": "AWS/ECS", "name": "CPUUtilization",
+                            "dimensions": {"ClusterName": "visits", "ServiceName": "visits-api"}},
+                        "period": 60, "stat": "Average"}, "returnData": true}]}}}))
+            .unwrap()
+        };
+        let created = json!({"value": "INSUFFICIENT_DATA",
+            "reason": "Unchecked: Initial alarm creation", "timestamp": "2026-11-23T14:59:00.000+0000"});
+        let threshold =
+            r#"{"version":"1.0","period":60,"threshold":70.0,"recentDatapoints":[80.0,91.5]}"#;
+        let a = change(created, threshold);
+        assert!(a.leaves_creation());
+        assert_eq!(a.previous_state, Some(AlarmState::InsufficientData));
+        assert_eq!((a.latest_value(), a.threshold), (Some(91.5), Some(70.0)));
+        assert_eq!(a.statistic.as_deref(), Some("Average"));
+        assert_eq!(a.description.as_deref(), Some("CPU over 70 %"));
+
+        let no_data = json!({"value": "INSUFFICIENT_DATA", "reason": "no datapoints",
+            "timestamp": "2026-11-23T14:59:00.000+0000"});
+        assert!(!change(no_data, threshold).leaves_creation());
+        // Anomaly detection: bands instead of a threshold; the datapoints still count.
+        let ok = json!({"value": "OK", "reason": "in band", "timestamp": "2026-11-23T14:59:00.000+0000"});
+        let bands = r#"{"version":"1.0","period":60,"recentDatapoints":[0.5,0.0],"recentUpperThresholds":[0.3]}"#;
+        let a = change(ok, bands);
+        assert!(!a.leaves_creation());
+        assert_eq!((a.datapoints.clone(), a.threshold), (vec![0.0, 0.5], None));
     }
 
     #[test]

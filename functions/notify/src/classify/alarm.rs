@@ -2,49 +2,25 @@
 
 use super::fmt::{metric_value, short_alarm, when};
 use super::{Place, Verdict};
-use crate::event::alarm::AlarmChange;
 use crate::event::Envelope;
 use crate::links;
 use crate::notice::{AlarmKey, Notice, Section, Severity};
 use crate::settings::Settings;
-use scaling::trigger::AlarmState;
+use scaling::error::ScalingError;
+use scaling::trigger::{AlarmChange, AlarmState};
 
 pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) -> Verdict {
-    // Same rule as the scaling functions: an alarm on another service is not ours, and
+    // The scaling functions' own rule: an alarm on another service is not ours, and
     // neither is one that names no service of ours (a composite, metric-math or foreign
     // metric alarm) unless it bears this service's name prefix, as the template's do.
-    let mut named = false;
-    if let Some(dims) = change.dimensions() {
-        for (key, ours) in [
-            ("ServiceName", &settings.service),
-            ("ClusterName", &settings.cluster),
-        ] {
-            match dims.get(key) {
-                Some(theirs) if theirs != ours => {
-                    return Verdict::ignore(format!(
-                        "alarm {} watches {key}={theirs}, not {ours}",
-                        change.alarm_name
-                    ));
-                }
-                Some(_) => named = true,
-                None => {}
-            }
-        }
+    if let Err(e) = change.check_ours(&settings.cluster, &settings.service) {
+        return Verdict::ignore(match e {
+            ScalingError::NotOurs(why) => why,
+            other => other.to_string(),
+        });
     }
-    if !named
-        && !change
-            .alarm_name
-            .starts_with(&format!("{}-", settings.service))
-    {
-        return Verdict::ignore(format!(
-            "alarm {} names no dimension of {} and is not one of its alarms ({}-*)",
-            change.alarm_name, settings.service, settings.service
-        ));
-    }
-    let state = change.state.value;
-    let prev = change.previous_state.as_ref();
-    let from_creation = prev.is_none_or(|p| p.is_unchecked());
-    if from_creation && state != AlarmState::Alarm {
+    let state = change.state;
+    if change.leaves_creation() && state != AlarmState::Alarm {
         return Verdict::drop(format!(
             "alarm {} left its creation state for {state}: a deploy artefact",
             change.alarm_name
@@ -61,17 +37,9 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
     let service = &settings.service;
     let name = &change.alarm_name;
     let short = short_alarm(name, service);
-    let data = change.state.reason_data();
-    let metric_name = change
-        .configuration
-        .as_ref()
-        .and_then(|c| c.metrics.iter().find_map(|m| m.metric_stat.as_ref()))
-        .map(|s| s.metric.name.clone());
-    let unit = metric_name.as_deref();
-    let value = data
-        .as_ref()
-        .and_then(|d| d.recent_datapoints.last().copied());
-    let threshold = data.as_ref().and_then(|d| d.threshold);
+    let unit = change.metric.as_ref().map(|m| m.name.as_str());
+    let value = change.latest_value();
+    let threshold = change.threshold;
     let (severity, outcome, detail) = match state {
         AlarmState::Alarm => (
             Severity::Critical,
@@ -102,16 +70,16 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
         ),
     };
     let place = Place::of(envelope, settings);
-    let prev_value = prev.map_or("(none)", |p| p.value.as_str());
+    let prev_value = change.previous_state.map_or("(none)", AlarmState::as_str);
     let summary = match state {
         AlarmState::Alarm | AlarmState::Ok => format!(
             "The alarm {name} went from {prev_value} to {state} at {}.",
-            when(&change.state.timestamp)
+            when(&change.timestamp)
         ),
         AlarmState::InsufficientData => format!(
             "The alarm {name} went from {prev_value} to INSUFFICIENT_DATA at {}: its metric \
              stopped arriving.{}",
-            when(&change.state.timestamp),
+            when(&change.timestamp),
             if scaling {
                 " It is a scaling alarm, so the autoscaler cannot react to this metric until \
                  data returns."
@@ -121,15 +89,10 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
         ),
     };
     let mut why = Vec::new();
-    if let Some(d) = change
-        .configuration
-        .as_ref()
-        .and_then(|c| c.description.as_deref())
-        .filter(|d| !d.is_empty())
-    {
+    if let Some(d) = &change.description {
         why.push(format!("alarm: {d}"));
     }
-    if let Some(m) = change.metric_label() {
+    if let Some(m) = metric_label(change) {
         why.push(format!("metric: {m}"));
     }
     match (value, threshold) {
@@ -141,8 +104,8 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
         (None, Some(t)) => why.push(format!("threshold: {}", metric_value(t, unit))),
         _ => {}
     }
-    if !change.state.reason.is_empty() {
-        why.push(format!("reason: {}", change.state.reason));
+    if !change.reason.is_empty() {
+        why.push(format!("reason: {}", change.reason));
     }
     let checks = match state {
         AlarmState::Alarm => vec![
@@ -179,7 +142,16 @@ pub fn classify(envelope: &Envelope, change: &AlarmChange, settings: &Settings) 
         dedup_key: envelope.id.clone(),
         alarm: Some(AlarmKey {
             name: name.clone(),
-            state_time: change.state.timestamp,
+            state_time: change.timestamp,
         }),
     }))
+}
+
+/// `Namespace/Name (statistic)` of the watched metric, for the body.
+fn metric_label(change: &AlarmChange) -> Option<String> {
+    let m = change.metric.as_ref()?;
+    Some(match &change.statistic {
+        Some(s) => format!("{}/{} ({s})", m.namespace, m.name),
+        None => format!("{}/{}", m.namespace, m.name),
+    })
 }

@@ -8,18 +8,18 @@
 //! ignores: it is misrouted, not malformed, and emailing or failing on it would
 //! turn one over-broad rule into noise or a dead-letter queue full of valid events.
 
-pub mod alarm;
 pub mod asg;
 pub mod destination;
 pub mod ecs;
 pub mod time;
 
-use alarm::AlarmChange;
 use asg::{AsgAction, AsgActivity};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use destination::{Destination, DestinationRecord, FunctionError};
 use ecs::{ServiceAction, TaskChange};
+use scaling::error::ScalingError;
+use scaling::trigger::AlarmChange;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -98,6 +98,8 @@ pub fn parse(event: Value) -> Result<Incoming, ParseError> {
                 .into(),
         });
     }
+    // The alarm change is read by the scaling functions' own parser, from the whole event.
+    let whole = event.clone();
     let ev: EventBridgeEvent<Value> = decode("EventBridge event", event)?;
     let envelope = Envelope {
         id: ev.id,
@@ -116,7 +118,7 @@ pub fn parse(event: Value) -> Result<Incoming, ParseError> {
     };
     match ev.detail_type.as_str() {
         "CloudWatch Alarm State Change" => Ok(Incoming::Alarm {
-            change: decode("alarm state change detail", ev.detail)?,
+            change: alarm_change(&whole)?,
             envelope,
         }),
         "ECS Task State Change" => Ok(Incoming::Task {
@@ -139,6 +141,16 @@ pub fn parse(event: Value) -> Result<Incoming, ParseError> {
             what: format!("EventBridge detail-type {other:?} from {:?}", ev.source),
         }),
     }
+}
+
+fn alarm_change(event: &Value) -> Result<AlarmChange, ParseError> {
+    scaling::trigger::parse_alarm(event).map_err(|e| ParseError {
+        shape: "alarm state change",
+        why: match e {
+            ScalingError::BadEvent(why) => why,
+            other => other.to_string(),
+        },
+    })
 }
 
 fn parse_destination(v: Value) -> Result<Destination, ParseError> {
