@@ -52,8 +52,9 @@ enum Hold {
     BackOff,
 }
 
-/// One invocation's work on one episode, collecting the report as it goes.
-struct Episode<'a, P: Port> {
+/// One invocation's work on the scale-in episode (which may span invocations: its marker
+/// in the service's tags carries it over), collecting the report as it goes.
+struct ScaleIn<'a, P: Port> {
     port: &'a P,
     s: &'a Settings,
     /// The Lambda's deadline less the reserve: no wait runs past it.
@@ -200,7 +201,7 @@ pub async fn run<P: Port>(
     let write = port.put_tags(&tags).await;
     report.steps.push(step("write_marker", t0, &write));
     write.map_err(NotStarted)?;
-    let mut ep = Episode::new(port, s, marker, deadline - s.deadline_reserve);
+    let mut ep = ScaleIn::new(port, s, marker, deadline - s.deadline_reserve);
     ep.drain = drain;
     ep.steps = std::mem::take(&mut report.steps);
     let end = ep.forward().await;
@@ -304,7 +305,7 @@ async fn resume<P: Port>(
         target: Some(m.from - 1),
         reason: format!("episode {} was interrupted at {}", m.episode_id, m.phase),
     };
-    let mut ep = Episode::new(port, s, m, deadline);
+    let mut ep = ScaleIn::new(port, s, m, deadline);
     ep.drain.victim_task = ep.marker.victim.clone();
     let end = match ep.marker.phase {
         Phase::RollingBack => Err(Stop::Rollback(
@@ -350,7 +351,7 @@ async fn unreadable_marker<P: Port>(
     report
 }
 
-impl<'a, P: Port> Episode<'a, P> {
+impl<'a, P: Port> ScaleIn<'a, P> {
     fn new(port: &'a P, s: &'a Settings, marker: Marker, deadline: Instant) -> Self {
         Self {
             port,

@@ -14,7 +14,7 @@
 //! `TASKS_PER_INSTANCE` tasks (t4g.medium: 3 ENIs, 2 tasks) however much CPU and
 //! memory it has left. Trunking would raise that, but t4g types do not support it.
 
-use crate::Episode;
+use crate::ScaleOut;
 use scaling::aws::ecs::{ClusterCapacity, ServiceInfo, TaskResources};
 use scaling::aws::timed;
 
@@ -65,7 +65,7 @@ pub(crate) fn instances_needed(
 /// Raises the ASG when the cluster lacks room. Failures are recorded as failed
 /// steps and in the note: the ECS scale-out already happened and stands.
 pub(crate) async fn ensure(
-    ep: &mut Episode<'_>,
+    ep: &mut ScaleOut<'_>,
     asg_name: &str,
     service: &ServiceInfo,
     added: i32,

@@ -108,16 +108,9 @@ pub async fn handle_at(
     let key = cause.key();
     // The floor and ceiling in force now: the window is an input to the policy.
     let bounds = c.windows.bounds_at_utc(now);
-    let mut ep = Episode {
-        deps,
-        clock,
-        started_at: now,
-        id: format!("out-{key}"),
-        trigger: cause.summary(),
-        account: cause.account(),
-        steps: Vec::new(),
-        before: None,
-    };
+    let mut ep = ScaleOut::new(deps, format!("out-{key}"), cause.summary(), now);
+    ep.clock = clock;
+    ep.account = cause.account();
     if let Some(reason) = cause.early_skip(&bounds) {
         return Ok(ep.report(
             DecisionSummary::skip(&reason),
@@ -184,7 +177,7 @@ pub(crate) enum Ready {
 
 /// Reads the service (and the DB cap) and sets the report's "before" counts;
 /// a paused service or one that is not ACTIVE ends the invocation (skipped).
-pub(crate) async fn ready(ep: &mut Episode<'_>) -> Result<Ready, ScaleUpError> {
+pub(crate) async fn ready(ep: &mut ScaleOut<'_>) -> Result<Ready, ScaleUpError> {
     let (service, cap) = read_state(ep).await?;
     let state = EpisodeState::from_tags(&service.tags);
     let before = Counts {
@@ -219,7 +212,7 @@ pub(crate) async fn ready(ep: &mut Episode<'_>) -> Result<Ready, ScaleUpError> {
 /// scale-out that did not land is finished (`Ok`: target and decision); one that
 /// landed makes this a duplicate (`Err`: the skipped report). None: first time.
 pub(crate) async fn prior(
-    ep: &mut Episode<'_>,
+    ep: &mut ScaleOut<'_>,
     service: &ServiceInfo,
     state: &EpisodeState,
     key: &str,
@@ -261,7 +254,7 @@ pub(crate) async fn prior(
 /// Shared by the alarm action and the scheduled re-evaluation.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn act(
-    ep: &mut Episode<'_>,
+    ep: &mut ScaleOut<'_>,
     service: &ServiceInfo,
     state: &EpisodeState,
     key: &str,
@@ -348,7 +341,7 @@ pub(crate) async fn act(
 
 /// The service (with its tags) and, when configured, the DB cap, in parallel.
 pub(crate) async fn read_state(
-    ep: &mut Episode<'_>,
+    ep: &mut ScaleOut<'_>,
 ) -> Result<(ServiceInfo, Option<policy::Cap>), ScaleUpError> {
     let deps = ep.deps;
     let c = &deps.config;
@@ -389,7 +382,7 @@ pub(crate) async fn read_state(
 /// past its last cancel check since. So the marker is read again after the
 /// cancel is written, and the note says what the cancel can still do.
 async fn cancel_hook(
-    ep: &mut Episode<'_>,
+    ep: &mut ScaleOut<'_>,
     service: &ServiceInfo,
     state: &EpisodeState,
 ) -> Option<String> {
@@ -430,7 +423,7 @@ fn note_cancel(report: &mut Report, note: Option<String>) {
 
 /// UpdateService failed after the intent was recorded: restore the tags, so the
 /// retried event decides afresh and no cooldown blocks it.
-async fn undo_intent(ep: &mut Episode<'_>, service: &ServiceInfo) -> RollbackSummary {
+async fn undo_intent(ep: &mut ScaleOut<'_>, service: &ServiceInfo) -> RollbackSummary {
     let mut restore = Vec::new();
     let mut remove = Vec::new();
     for key in [episode::LAST_SCALE_OUT, episode::SCALE_OUT_KEYS] {
@@ -469,8 +462,10 @@ pub(crate) fn skip_summary(skip: &policy::Skip) -> DecisionSummary {
     Decision::Skip(skip.clone()).summary()
 }
 
-/// One invocation's episode as it runs: the steps so far and what the report needs.
-pub(crate) struct Episode<'a> {
+/// One scale-out as it runs, in one invocation: the steps so far and what the report needs.
+/// (Scale-in's episode spans invocations and is scale-down's step machine; what the two
+/// share, the state in the service's tags and the report, is `scaling`'s.)
+pub(crate) struct ScaleOut<'a> {
     pub(crate) deps: &'a Deps,
     pub(crate) clock: Instant,
     pub(crate) started_at: DateTime<Utc>,
@@ -481,7 +476,26 @@ pub(crate) struct Episode<'a> {
     pub(crate) before: Option<Counts>,
 }
 
-impl Episode<'_> {
+impl<'a> ScaleOut<'a> {
+    /// A scale-out started at `started_at` by `trigger`, with nothing read yet.
+    pub(crate) fn new(
+        deps: &'a Deps,
+        id: String,
+        trigger: TriggerSummary,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            deps,
+            clock: Instant::now(),
+            started_at,
+            id,
+            trigger,
+            account: None,
+            steps: Vec::new(),
+            before: None,
+        }
+    }
+
     pub(crate) fn report(
         &mut self,
         decision: DecisionSummary,

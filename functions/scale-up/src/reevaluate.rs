@@ -31,7 +31,7 @@
 //! `forecast` step and changes nothing; `off` reads nothing. A failed read is
 //! a failed step in the report: the alarms are re-evaluated all the same.
 
-use crate::{act, prior, ready, service_state, Deps, Episode, Ready};
+use crate::{act, prior, ready, service_state, Deps, Ready, ScaleOut};
 use crate::{ScaleUpError, ScaleUpError::Scaling};
 use chrono::{DateTime, SecondsFormat, Utc};
 use scaling::aws::cloudwatch::{Datapoint, MetricAlarm};
@@ -85,21 +85,14 @@ pub async fn evaluate(
     let c = &deps.config;
     // The floor and ceiling in force (a scheduled window's, or MIN_TASKS/MAX_TASKS).
     let bounds = c.windows.bounds_at_utc(now);
-    let mut ep = Episode {
-        deps,
-        clock: Instant::now(),
-        started_at: now,
-        id: format!(
-            "reevaluate-{}",
-            schedule_time.to_rfc3339_opts(SecondsFormat::Secs, true)
-        ),
-        trigger: TriggerSummary::Schedule {
-            time: schedule_time,
-        },
-        account: None,
-        steps: Vec::new(),
-        before: None,
+    let id = format!(
+        "reevaluate-{}",
+        schedule_time.to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+    let trigger = TriggerSummary::Schedule {
+        time: schedule_time,
     };
+    let mut ep = ScaleOut::new(deps, id, trigger, now);
     let (service, cap, state) = match ready(&mut ep).await? {
         Ready::Go(service, cap, state) => (service, cap, state),
         Ready::Done(report) => return Ok((report, None)),
@@ -120,17 +113,16 @@ pub async fn evaluate(
                 .map(|d| ("forecast", d));
         }
     }
-    if let Some((name, floor)) = raise {
+    // The floor and the forecast only ever raise; a skip from either would fall through to
+    // the alarms below.
+    if let Some((name, floor @ Decision::ScaleTo { target, .. })) = &raise {
         let key = episode::alarm_key(name, schedule_time);
         ep.id = format!("out-{key}");
         let (target, decision, resumed) =
             match prior(&mut ep, &service, &state, &key, "this schedule run").await {
                 Some(Ok((target, d))) => (target, d, true),
                 Some(Err(report)) => return Ok((report, None)),
-                None => match &floor {
-                    Decision::ScaleTo { target, .. } => (*target, floor.summary(), false),
-                    Decision::Skip(_) => unreachable!("the floor and the forecast only scale"),
-                },
+                None => (*target, floor.summary(), false),
             };
         let report = act(
             &mut ep, &service, &state, &key, target, decision, resumed, now,
@@ -268,7 +260,7 @@ async fn forecast(
 }
 
 /// A run that changes nothing: reported (and logged), never emailed.
-fn quiet(ep: &mut Episode<'_>, reason: &str) -> Report {
+fn quiet(ep: &mut ScaleOut<'_>, reason: &str) -> Report {
     tracing::info!(reason, "re-evaluation: nothing to do");
     let before = ep.before;
     ep.report(

@@ -4,13 +4,12 @@
 //! carries the review. The OnSuccess destination takes it to notify, which emails it. It
 //! changes nothing on the service.
 
-use crate::{Deps, Episode, ScaleUpError};
+use crate::{Deps, ScaleOut, ScaleUpError};
 use chrono::{DateTime, Utc};
 use scaling::aws::timed;
 use scaling::predictive::PredictiveMode;
 use scaling::report::{DecisionSummary, Outcome, Report, TriggerSummary};
-use scaling::review::{self, ForecastReview, DAY};
-use std::time::Instant;
+use scaling::review::{self, percent, ForecastReview, DAY};
 
 /// The review for the day that ends at the newest complete step before `scheduled_time`
 /// (the load balancer publishes per minute: a minute's slack, as the re-evaluation has).
@@ -20,21 +19,14 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<Report, ScaleUpError> {
     let p = &deps.config.predictive;
-    let mut ep = Episode {
-        deps,
-        clock: Instant::now(),
-        started_at: now,
-        id: format!(
-            "forecast-review-{}",
-            scheduled_time.format("%Y-%m-%dT%H:%MZ")
-        ),
-        trigger: TriggerSummary::Schedule {
-            time: scheduled_time,
-        },
-        account: None,
-        steps: Vec::new(),
-        before: None,
+    let id = format!(
+        "forecast-review-{}",
+        scheduled_time.format("%Y-%m-%dT%H:%MZ")
+    );
+    let trigger = TriggerSummary::Schedule {
+        time: scheduled_time,
     };
+    let mut ep = ScaleOut::new(deps, id, trigger, now);
     if p.mode == PredictiveMode::Off {
         // The template creates the schedule only when predictive scaling is not off; a
         // review delivered after it was switched off has nothing to review.
@@ -79,12 +71,13 @@ fn decision(reason: &str) -> DecisionSummary {
 pub fn summary(r: &ForecastReview) -> String {
     match (r.wape, r.bias) {
         (Some(wape), Some(bias)) => format!(
-            "forecast review {} to {}: off by {:.0} % (WAPE), {:+.0} % on the whole, over {} of \
-             {} steps; {} step(s) short of tasks",
+            "forecast review {} to {}: off by {} (WAPE), {}{} on the whole, over {} of {} \
+             steps; {} step(s) short of tasks",
             r.from.format("%Y-%m-%d %H:%M"),
             r.to.format("%Y-%m-%d %H:%M UTC"),
-            wape * 100.0,
-            bias * 100.0,
+            percent(wape),
+            if bias >= 0.0 { "+" } else { "" },
+            percent(bias),
             r.compared,
             r.steps,
             r.short_steps

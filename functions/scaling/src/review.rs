@@ -146,12 +146,10 @@ pub fn review(p: &Predictive, history: &Series, end: DateTime<Utc>) -> ForecastR
     let at = |i: usize| end - chrono::Duration::seconds(((n - i) as u64 * step) as i64);
 
     let mut not_compared = None;
-    let mut pairs: Vec<(usize, f64, f64)> = Vec::new();
-    let mut forecasts: Vec<Option<f64>> = vec![None; n - start];
-    for t in start..n {
+    let forecast_at = |t: usize| {
         // The forecast made at the end of step `origin - 1`, `h` steps before `t` ends.
         let origin = (t + 1).checked_sub(h).filter(|&o| o > first);
-        let f = match origin {
+        match origin {
             None => {
                 not_compared.get_or_insert_with(|| {
                     "the service had no request history before these steps".to_string()
@@ -177,12 +175,13 @@ pub fn review(p: &Predictive, history: &Series, end: DateTime<Utc>) -> ForecastR
                     }
                 }
             }
-        };
-        forecasts[t - start] = f;
-        if let (Some(f), Some(a)) = (f, rate_at(t)) {
-            pairs.push((t, f, a));
         }
-    }
+    };
+    let forecasts: Vec<Option<f64>> = (start..n).map(forecast_at).collect();
+    // The steps compared: (step, forecast, actual).
+    let pairs: Vec<(usize, f64, f64)> = (start..n)
+        .filter_map(|t| Some((t, forecasts[t - start]?, rate_at(t)?)))
+        .collect();
 
     let actual: f64 = pairs.iter().map(|p| p.2).sum();
     let ratio = |x: f64| (actual > 0.0).then(|| x / actual);
@@ -247,6 +246,17 @@ pub fn review(p: &Predictive, history: &Series, end: DateTime<Utc>) -> ForecastR
         short_task_hours: short,
         extra_task_hours: extra,
         hours,
+    }
+}
+
+/// A share as the review's log line and email print it: `12 %`; below 1 %, one decimal
+/// (`0.9 %`), so a small miss does not read as 1 % or 0 %.
+pub fn percent(x: f64) -> String {
+    let p = x * 100.0;
+    if p.abs() < 1.0 {
+        format!("{p:.1} %")
+    } else {
+        format!("{p:.0} %")
     }
 }
 

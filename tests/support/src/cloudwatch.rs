@@ -6,7 +6,9 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 /// The load balancer's `RequestCount` (AWS/ApplicationELB, per load balancer and target
 /// group): one sum inside each step of `step_s` seconds from `from_s` (Unix seconds), the
 /// step `i` at `rps[i]` requests per second. Predictive scaling and the forecast review read
-/// it back with GetMetricData.
+/// it back with GetMetricData. The dimensions are spelled here as the ALB publishes them
+/// (<https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudwatch-metrics.html>),
+/// not taken from `scaling`'s reader, so a wrong name in the reader fails the tests.
 pub async fn put_request_counts(
     cw: &aws_sdk_cloudwatch::Client,
     load_balancer: &str,

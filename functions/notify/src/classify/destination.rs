@@ -109,13 +109,7 @@ fn episode(context: &RequestContext, r: &Report, settings: &Settings) -> Verdict
     if !checks.is_empty() {
         sections.push(Section::new("What to check", checks));
     }
-    let footer = format!(
-        "Episode {}, function {}, started {}. {}",
-        r.episode_id,
-        context.function_name(),
-        when(&r.started_at),
-        place.footer()
-    );
+    let footer = report_footer("Episode", "started", context, r, &place);
     Verdict::Notify(Box::new(Notice {
         severity,
         kind: "episode",
@@ -287,7 +281,26 @@ fn failed_checks() -> Vec<String> {
     ]
 }
 
-fn episode_links(
+/// `<what> <id>, function <name>, <verb> <time>.` and where it ran: the footer of every
+/// email made from a report.
+pub(super) fn report_footer(
+    what: &str,
+    verb: &str,
+    context: &RequestContext,
+    r: &Report,
+    place: &Place,
+) -> String {
+    format!(
+        "{what} {}, function {}, {verb} {}. {}",
+        r.episode_id,
+        context.function_name(),
+        when(&r.started_at),
+        place.footer()
+    )
+}
+
+/// The service, the alarm that started the report (if one did), and the function's logs.
+pub(super) fn episode_links(
     context: &RequestContext,
     r: &Report,
     place: &Place,

@@ -3,15 +3,14 @@
 //! It tells operators, in figures, whether predictive scaling would have helped before they
 //! switch it on.
 
-use super::destination::{dedup_key, place};
-use super::fmt::{number, when};
+use super::destination::{dedup_key, episode_links, place, report_footer};
+use super::fmt::number;
 use super::Verdict;
 use crate::event::destination::RequestContext;
-use crate::links;
 use crate::notice::{Notice, Section, Severity};
 use crate::settings::Settings;
 use scaling::report::Report;
-use scaling::review::ForecastReview;
+use scaling::review::{percent, ForecastReview};
 
 /// The email for a report with a review.
 pub fn classify(context: &RequestContext, r: &Report, v: &ForecastReview, s: &Settings) -> Verdict {
@@ -24,14 +23,14 @@ pub fn classify(context: &RequestContext, r: &Report, v: &ForecastReview, s: &Se
     );
     let (outcome, accuracy) = match (v.wape, v.bias) {
         (Some(wape), Some(bias)) => (
-            format!("forecast review: off by {}", pct(wape)),
+            format!("forecast review: off by {}", percent(wape)),
             format!(
                 "The forecast was off by {} of the requests (WAPE), and {} on the whole.",
-                pct(wape),
+                percent(wape),
                 if bias >= 0.0 {
-                    format!("{} high", pct(bias))
+                    format!("{} high", percent(bias))
                 } else {
-                    format!("{} low", pct(-bias))
+                    format!("{} low", percent(-bias))
                 }
             ),
         ),
@@ -52,13 +51,7 @@ pub fn classify(context: &RequestContext, r: &Report, v: &ForecastReview, s: &Se
     let mut sections = vec![Section::new("Accuracy", accuracy_lines(v))];
     sections.push(Section::new("Tasks", task_lines(v)));
     sections.push(Section::new("Hour by hour (req/s, UTC)", hour_lines(v)));
-    let footer = format!(
-        "Review {}, function {}, ran {}. {}",
-        r.episode_id,
-        context.function_name(),
-        when(&r.started_at),
-        place.footer()
-    );
+    let footer = report_footer("Review", "ran", context, r, &place);
     Verdict::Notify(Box::new(Notice {
         severity: Severity::Info,
         kind: "forecast-review",
@@ -67,16 +60,7 @@ pub fn classify(context: &RequestContext, r: &Report, v: &ForecastReview, s: &Se
         detail: Some(v.mode.clone()),
         summary,
         sections,
-        links: vec![
-            (
-                "Service",
-                links::service(&place.region, &r.service.cluster, service),
-            ),
-            (
-                "Logs",
-                links::function_logs(&place.region, context.function_name()),
-            ),
-        ],
+        links: episode_links(context, r, &place),
         footer,
         dedup_key: Some(dedup_key(context)),
         alarm: None,
@@ -85,16 +69,6 @@ pub fn classify(context: &RequestContext, r: &Report, v: &ForecastReview, s: &Se
 
 fn hm(t: &chrono::DateTime<chrono::Utc>, f: &str) -> String {
     t.format(f).to_string()
-}
-
-/// `12 %`; below 1 %, one decimal.
-fn pct(x: f64) -> String {
-    let p = x * 100.0;
-    if p.abs() < 1.0 {
-        format!("{p:.1} %")
-    } else {
-        format!("{p:.0} %")
-    }
 }
 
 fn accuracy_lines(v: &ForecastReview) -> Vec<String> {
