@@ -35,6 +35,7 @@ const DOCUMENTED_ALARMS: &[(&str, Option<&str>)] = &[
     ("visits-api-latency-p95-high", Some("ScaleUpFunction")),
     ("visits-api-5xx", None),
     ("visits-api-unhealthy-hosts", None),
+    ("visits-api-cannot-write", None),
 ];
 
 /// Variables the code may read that the template rightly leaves unset, and why.
@@ -216,7 +217,7 @@ fn env_names_in(src: &str) -> BTreeSet<String> {
     names
 }
 
-/// Env names read by the config files under `dir`, and whether any file there uses the shared
+/// Env names read by the config files under `dir`, and whether any file there reads the shared
 /// scaling config.
 fn scan_crate(dir: &Path) -> (BTreeSet<String>, bool) {
     let mut files = Vec::new();
@@ -225,7 +226,8 @@ fn scan_crate(dir: &Path) -> (BTreeSet<String>, bool) {
     let mut uses_shared = false;
     for f in files {
         let src = non_test_source(&f);
-        uses_shared |= src.contains("Config::from_env") || src.contains("scaling::config");
+        // Reading the whole scaling `Config`, not only its reader (`config::Env`, as notify does).
+        uses_shared |= src.contains("Config::from_env");
         if reads_env(&f, &src) {
             names.extend(env_names_in(&src));
         }

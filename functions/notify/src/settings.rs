@@ -58,6 +58,7 @@ impl Settings {
         }
         let (region, account) = (parts[3].to_string(), parts[4].to_string());
         let window_min: u32 = env.parse_or("FLAP_WINDOW_MIN", 30)?;
+        let max_transitions: u32 = env.parse_or("FLAP_MAX_TRANSITIONS", 4)?;
         Ok(Settings {
             cluster: env.required("CLUSTER_NAME")?,
             service: env.required("SERVICE_NAME")?,
@@ -72,7 +73,7 @@ impl Settings {
                 .map(String::from)
                 .collect(),
             flap: FlapPolicy {
-                max_transitions: env.parse_or::<u32>("FLAP_MAX_TRANSITIONS", 4)?.max(1),
+                max_transitions: max_transitions.max(1),
                 window: Duration::from_secs(u64::from(window_min.max(1)) * 60),
             },
             min_severity: env.parse_or("NOTIFY_MIN_SEVERITY", Severity::Info)?,

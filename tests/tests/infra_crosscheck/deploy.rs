@@ -329,6 +329,11 @@ const MISSING_DATA: &[(&str, &str, &str)] = &[
         "notBreaching",
         "published only for requests",
     ),
+    (
+        "CanWrite",
+        "notBreaching",
+        "every EMF record carries it; none = no task, which unhealthy-hosts and the CPU alarms see",
+    ),
     ("LatencyP99", "notBreaching", "as LatencyP95"),
     ("LatencyP50", "notBreaching", "as LatencyP95"),
 ];
@@ -482,20 +487,29 @@ fn alarm_data<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
+/// Every `events/*.json`, by file name, decoded.
+fn sample_events() -> Vec<(String, Value)> {
+    let dir = test_support::paths::repo_root().join("events");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            out.push((name, v));
+        }
+    }
+    out
+}
+
 /// The sample events are test data for the functions and the docs: an error type the functions
 /// never emit, or a 10 s period on a 60 s AWS metric, teaches the wrong thing.
 #[test]
 fn sample_events_use_real_error_types_and_periods() {
-    let dir = test_support::paths::repo_root().join("events");
     let mut problems = Vec::new();
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (name, v) in sample_events() {
         let text = v.to_string();
         for part in text.split("\"errorType\":\"").skip(1) {
             let ty = part.split('"').next().unwrap_or("");
@@ -528,6 +542,54 @@ fn sample_events_use_real_error_types_and_periods() {
         }
     }
     assert!(checked >= 10, "only {checked} periods checked");
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A sample event of one of the template's alarms watches what that alarm watches: its
+/// namespace, metric and statistic. A sample that watches another metric than the alarm it names
+/// teaches the wrong thing, and its golden email shows it. (Thresholds and descriptions may
+/// differ: a sample shows an operator's own settings, and the tests size steps from them.)
+#[test]
+fn sample_alarm_events_watch_what_the_template_alarm_watches() {
+    let t = template(SCALING);
+    let text = |v: &Value| e2e::template::resolve_text(t, v).unwrap_or_else(|e| panic!("{e:#}"));
+    let alarms: BTreeMap<String, &Value> = of_type(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, a)| (text(&a["Properties"]["AlarmName"]), &a["Properties"]))
+        .collect();
+    let (mut problems, mut checked) = (Vec::new(), 0);
+    for (name, v) in sample_events() {
+        let mut found = Vec::new();
+        alarm_data(&v, &mut found);
+        for a in found {
+            let alarm_name = a["alarmName"].as_str().unwrap_or_default();
+            let Some(want) = alarms.get(alarm_name) else {
+                continue;
+            };
+            checked += 1;
+            let stat = &a["configuration"]["metrics"][0]["metricStat"];
+            let pairs = [
+                (
+                    "namespace",
+                    &stat["metric"]["namespace"],
+                    text(&want["Namespace"]),
+                ),
+                ("metric", &stat["metric"]["name"], text(&want["MetricName"])),
+                ("statistic", &stat["stat"], text(&want["Statistic"])),
+            ];
+            for (what, got, want) in pairs {
+                if got.as_str() != Some(want.as_str()) {
+                    problems.push(format!(
+                        "{name}: {alarm_name}'s {what} is {got}, the template's {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 4,
+        "only {checked} sample alarm events name a template alarm"
+    );
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
