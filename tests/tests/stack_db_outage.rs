@@ -5,22 +5,55 @@
 //! need the database get a fast 503, and everything recovers once the
 //! database is back. Were `/health` to fail with the database, ECS would
 //! replace every task at once.
+//!
+//! What operators see instead: the template's `visits-api-cannot-write` alarm,
+//! evaluated by the local stand-in for CloudWatch on the tasks' own EMF records,
+//! goes to ALARM during the outage and back to OK after it, and invokes nothing
+//! (notify hears of it through the alarm-state-change rule).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::loadgen::{self, Mode, Scenario};
+use e2e::stack::alarms::eval::State;
+use e2e::stack::alarms::{self, AlarmDriver, DriverEvent, DriverOpts, InvokeFuture, Invoker};
 use e2e::stack::proxy::SlotState;
+use e2e::stack::runner::METRICS_INTERVAL_S;
 use e2e::stack::{Proxy, RunnerOptions, Stack};
 use test_support::moto;
 use test_support::pg::PgCluster;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Generous: a cold API process migrates its database on a busy 2-core machine.
 const TASKS_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the database stays down: several health-check rounds of the
 /// runner (1 s apart, 2 failures replace a task) and of HAProxy.
 const OUTAGE: Duration = Duration::from_secs(8);
+
+const CANNOT_WRITE: &str = "visits-api-cannot-write";
+
+/// Waits (bounded) until the cannot-write alarm enters `to`; fails on any invocation, since
+/// the alarm has no action.
+async fn wait_for(events: &mut UnboundedReceiver<DriverEvent>, to: State, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{CANNOT_WRITE} did not enter {to:?} within {within:?}"))
+            .expect("the alarm driver runs");
+        match event {
+            DriverEvent::StateChange { alarm, to: got, .. }
+                if alarm == CANNOT_WRITE && got == to =>
+            {
+                return
+            }
+            DriverEvent::Invoking { function, .. } => panic!("{CANNOT_WRITE} invoked {function}"),
+            DriverEvent::Error(e) => panic!("alarm driver: {e}"),
+            _ => {}
+        }
+    }
+}
 
 /// Stops or starts the database off the async workers: the calls block until
 /// PostgreSQL has gone or answers.
@@ -63,6 +96,44 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
         .expect("two tasks");
     let proxy = Proxy::start(&stack).await.expect("HAProxy");
     proxy.wait_ready(2, TASKS_TIMEOUT).await.unwrap();
+
+    // The template's cannot-write alarm, its 60 s periods evaluated as 1 s ones.
+    let defs: Vec<_> = tokio::task::spawn_blocking(alarms::template::load)
+        .await
+        .unwrap()
+        .expect("alarms of infra/scaling.yaml")
+        .into_iter()
+        .filter(|d| d.name == CANNOT_WRITE)
+        .collect();
+    assert_eq!(defs.len(), 1, "the template defines {CANNOT_WRITE}");
+    let no_action: Invoker = Arc::new(|name: String, _| {
+        let refused: InvokeFuture =
+            Box::pin(async move { anyhow::bail!("{CANNOT_WRITE} has no action, yet {name} ran") });
+        refused
+    });
+    let (tx, mut alarm_events) = tokio::sync::mpsc::unbounded_channel();
+    let opts = DriverOpts {
+        time_scale: 60.0,
+        min_period: Duration::from_secs(u64::from(METRICS_INTERVAL_S)),
+        ..DriverOpts::default()
+    };
+    let cw = aws_sdk_cloudwatch::Client::new(&moto.sdk_config().await);
+    let driver = AlarmDriver::start(
+        defs,
+        runner.log_dir().to_path_buf(),
+        cw,
+        no_action,
+        opts,
+        tx,
+    )
+    .await
+    .expect("alarm driver");
+    assert_eq!(
+        driver.evaluated.len(),
+        1,
+        "{CANNOT_WRITE} has a local source"
+    );
+    wait_for(&mut alarm_events, State::Ok, Duration::from_secs(30)).await;
 
     // Keep-alive load of visits (they need the database): during the outage
     // they may only fail as fast 503s, never as a lost connection or a timeout.
@@ -142,6 +213,9 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
     );
     assert_eq!(runner.tasks(), tasks, "the same two tasks");
 
+    // Still down: the alarm has seen it (2 of 2 periods with CanWrite 0).
+    wait_for(&mut alarm_events, State::Alarm, Duration::from_secs(30)).await;
+
     runner.note("database back");
     control(&cluster, PgCluster::start).await;
     let back = Instant::now();
@@ -171,6 +245,7 @@ async fn a_database_outage_leaves_every_task_registered_and_healthy() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 201, "{} recovered", t.id);
     }
+    wait_for(&mut alarm_events, State::Ok, Duration::from_secs(30)).await;
     stop.store(true, Ordering::SeqCst);
     let summary = load.await.unwrap().unwrap();
     assert!(
