@@ -30,6 +30,31 @@ pub enum Comparison {
     LessOrEqual,
 }
 
+impl Statistic {
+    /// CloudWatch's spelling, as `PutMetricAlarm` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Average => "Average",
+            Self::Sum => "Sum",
+            Self::Minimum => "Minimum",
+            Self::Maximum => "Maximum",
+            Self::SampleCount => "SampleCount",
+        }
+    }
+}
+
+impl Comparison {
+    /// CloudWatch's `ComparisonOperator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Greater => "GreaterThanThreshold",
+            Self::GreaterOrEqual => "GreaterThanOrEqualToThreshold",
+            Self::Less => "LessThanThreshold",
+            Self::LessOrEqual => "LessThanOrEqualToThreshold",
+        }
+    }
+}
+
 /// `TreatMissingData`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MissingData {

@@ -10,7 +10,7 @@ use aws_sdk_cloudwatch::types::{
 use aws_sdk_cloudwatch::Client;
 
 use super::emf::EmfRecord;
-use super::eval::{Comparison, State, Statistic};
+use super::eval::State;
 use super::template::AlarmDef;
 
 /// The datums to publish for `records`, by namespace: for each alarm (its
@@ -76,19 +76,8 @@ pub async fn put_metric_alarm(
     actions: &[String],
 ) -> anyhow::Result<()> {
     let r = &def.rule;
-    let comparison = match r.comparison {
-        Comparison::Greater => ComparisonOperator::GreaterThanThreshold,
-        Comparison::GreaterOrEqual => ComparisonOperator::GreaterThanOrEqualToThreshold,
-        Comparison::Less => ComparisonOperator::LessThanThreshold,
-        Comparison::LessOrEqual => ComparisonOperator::LessThanOrEqualToThreshold,
-    };
-    let statistic = match r.statistic {
-        Statistic::Average => CwStat::Average,
-        Statistic::Sum => CwStat::Sum,
-        Statistic::Minimum => CwStat::Minimum,
-        Statistic::Maximum => CwStat::Maximum,
-        Statistic::SampleCount => CwStat::SampleCount,
-    };
+    let comparison = ComparisonOperator::from(r.comparison.as_str());
+    let statistic = CwStat::from(r.statistic.as_str());
     let dimensions = def
         .dimensions
         .iter()
