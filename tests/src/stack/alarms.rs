@@ -12,6 +12,9 @@
 //! - on a state change, moves the alarm in the emulator (`SetAlarmState`) and
 //!   invokes the action's function with the direct alarm-action payload
 //!   ([`payload`]), exactly the shape of `events/scale-up-cpu-high-alarm.json`.
+//!   Only on a change: an alarm that stays in ALARM invokes nothing more ("Alarm
+//!   actions": actions run on state transitions,
+//!   <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-actions>).
 //!
 //! Where the metrics come from locally: the template's `VisitsApi` alarms
 //! watch EMF metrics, read as they are. `AWS/ECS` CPUUtilization and

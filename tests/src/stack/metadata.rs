@@ -1,6 +1,8 @@
 //! A fake ECS task metadata endpoint (v4): each API process gets
 //! `ECS_CONTAINER_METADATA_URI_V4=http://127.0.0.1:PORT/<task id>` and so
-//! learns its task ARN at `GET …/<task id>/task`, as on ECS.
+//! learns its task ARN at `GET …/<task id>/task`, as on ECS ("Amazon ECS task metadata
+//! endpoint version 4",
+//! <https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-metadata-endpoint-v4.html>).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

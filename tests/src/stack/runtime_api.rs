@@ -6,7 +6,10 @@
 //! same: it sends `Lambda-Runtime-Deadline-Ms: 600000`, a duration where the
 //! Runtime API specifies a Unix time in ms, so every function sees a deadline
 //! in 1970. scale-down bounds its drain wait by that deadline and would give
-//! up at once. Here the deadline is now + the function's timeout, as on AWS.
+//! up at once. Here the deadline is now + the function's timeout, as on AWS
+//! ("Using the Lambda runtime API for custom runtimes", `Lambda-Runtime-Deadline-Ms`:
+//! "the date that the function times out in Unix time milliseconds",
+//! <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>).
 //!
 //! Routes (one function per path prefix; a bootstrap gets
 //! `AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:PORT/fn/<name>`):

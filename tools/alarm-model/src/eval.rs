@@ -1,7 +1,11 @@
 //! The pure part of the local stand-in for CloudWatch: samples in, one
 //! datapoint per period (the alarm's statistic over every sample of every task
 //! in that period), and an M-of-N evaluation over the last N complete periods
-//! with the alarm's missing-data treatment.
+//! with the alarm's missing-data treatment, as CloudWatch documents them:
+//! "Alarm evaluation" (period, evaluation periods, datapoints to alarm; the three
+//! states), <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation.html>,
+//! and "Configuring how CloudWatch alarms treat missing data",
+//! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html>.
 //!
 //! Simplification, stated: CloudWatch looks further back than N periods when
 //! some are missing, and with `missing` may alarm on fewer than M present

@@ -1,6 +1,8 @@
 //! What CloudWatch writes on a state change: the state reason, its
 //! `reasonData` JSON, and the direct alarm-action payload that a Lambda alarm
-//! action receives (the shape of `events/scale-up-cpu-high-alarm.json`).
+//! action receives (the shape of `events/scale-up-cpu-high-alarm.json`), as "Lambda alarm
+//! actions" in "Using Amazon CloudWatch alarms" shows it:
+//! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-actions>.
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};

@@ -1,7 +1,9 @@
 //! The tasks' EMF records, read the way the awslogs driver would: each API
 //! process writes one JSON line per metrics interval to stdout, which the task
 //! runner captures in one log file per task. [`EmfTail`] follows every `*.log`
-//! file of that directory and yields the EMF lines (objects with `_aws`).
+//! file of that directory and yields the EMF lines (objects with `_aws`, "Specification:
+//! Embedded metric format",
+//! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
