@@ -226,9 +226,7 @@ async fn forecast(
     now: DateTime<Utc>,
 ) -> (Option<Outlook>, Step) {
     let p = &deps.config.predictive;
-    let step_s = p.step.as_secs().max(60) as i64;
-    let end_s = (now.timestamp() - 60).div_euclid(step_s) * step_s;
-    let end = DateTime::from_timestamp(end_s, 0).unwrap_or(now);
+    let end = p.last_published_step(now);
     let from = end - chrono::Duration::seconds(p.history.as_secs() as i64);
     let (read, mut step) = timed(
         "forecast",

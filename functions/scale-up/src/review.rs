@@ -33,9 +33,7 @@ pub async fn run(
         let reason = "PREDICTIVE_MODE is off: nothing is forecast, nothing to review".to_string();
         return Ok(ep.report(decision(&reason), None, Outcome::Skipped, reason));
     }
-    let step_s = p.step.as_secs().max(60) as i64;
-    let end_s = (scheduled_time.timestamp() - 60).div_euclid(step_s) * step_s;
-    let end = DateTime::from_timestamp(end_s, 0).unwrap_or(scheduled_time);
+    let end = p.last_published_step(scheduled_time);
     let from = end - chrono::Duration::seconds((p.history + DAY).as_secs() as i64);
     let (read, step) = timed(
         "request_count_history",

@@ -77,6 +77,15 @@ impl Predictive {
             target_group: String::new(),
         }
     }
+
+    /// The end of the newest step whose `RequestCount` is published at `at`: steps are whole
+    /// multiples of `step` (at least a minute), and the load balancer publishes per minute,
+    /// so a minute's slack. The re-evaluation's forecast and the daily review read up to it.
+    pub fn last_published_step(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let step_s = self.step.as_secs().max(60) as i64;
+        let end_s = (at.timestamp() - 60).div_euclid(step_s) * step_s;
+        DateTime::from_timestamp(end_s, 0).unwrap_or(at)
+    }
 }
 
 /// What the forecast asks for at one moment.
@@ -203,6 +212,17 @@ mod tests {
     use crate::config::ScaleOutMode;
 
     const STEP: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn the_newest_published_step_keeps_a_minute_of_slack() {
+        let p = Predictive::off();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let last = |t: &str| p.last_published_step(at(t)).to_rfc3339();
+        assert_eq!(last("2026-12-01T12:07:30Z"), "2026-12-01T12:05:00+00:00");
+        // 12:05:30: the step that ended at 12:05 may not be published yet.
+        assert_eq!(last("2026-12-01T12:05:30Z"), "2026-12-01T12:00:00+00:00");
+        assert_eq!(last("2026-12-01T12:06:00Z"), "2026-12-01T12:05:00+00:00");
+    }
 
     fn limits(min: i32, max: i32) -> Limits {
         Limits {
