@@ -27,6 +27,9 @@ pub const RATIO_CLAMP: (f64, f64) = (0.5, 2.0);
 
 const DAY: Duration = Duration::from_secs(86_400);
 const HOUR: Duration = Duration::from_secs(3_600);
+/// The most history [`next_hour`] reads: last week's hour, and the hour since. Older samples
+/// change nothing.
+pub const LOOKBACK: Duration = Duration::from_secs(7 * 86_400 + 3_600);
 
 /// The forecaster's answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +63,7 @@ pub fn next_hour(s: &Series) -> Forecast {
             need: DAY + HOUR,
         };
     }
-    let weekly = n >= 7 * day + hour;
+    let weekly = n >= per(LOOKBACK);
     let at = |i: usize| s.values.get(i).copied().flatten();
     // Base for sample index i (may be in the future, i >= n): yesterday's, with last week's.
     let base = |i: usize| -> Option<f64> {

@@ -145,6 +145,7 @@ pub fn review(p: &Predictive, history: &Series, end: DateTime<Utc>) -> ForecastR
     let h = (p.lead.as_secs().div_ceil(step) as usize).clamp(1, per_hour);
     let at = |i: usize| end - chrono::Duration::seconds(((n - i) as u64 * step) as i64);
 
+    let lookback = (forecast::LOOKBACK.as_secs() / step) as usize;
     let mut not_compared = None;
     let forecast_at = |t: usize| {
         // The forecast made at the end of step `origin - 1`, `h` steps before `t` ends.
@@ -157,9 +158,10 @@ pub fn review(p: &Predictive, history: &Series, end: DateTime<Utc>) -> ForecastR
                 None
             }
             Some(o) => {
+                // Only what the forecaster reads: replaying a long history copies no more.
                 let past = Series {
                     step: history.step,
-                    values: rates.values[..o - first].to_vec(),
+                    values: rates.values[(o - first).saturating_sub(lookback)..o - first].to_vec(),
                 };
                 match forecast::next_hour(&past) {
                     Forecast::Ahead { values, .. } => values[h - 1],

@@ -141,14 +141,17 @@ pub fn daily_reviews(
         .filter(|c| c.len() == step)
         .map(|c| Some(c.iter().sum()))
         .collect();
+    // What scale-up reads for a review: the day, and the forecaster's history before it.
+    let read = per_day + (p.history.as_secs() as usize / step);
     let epoch = chrono::DateTime::from_timestamp(0, 0).unwrap_or_default();
     (HISTORY_DAYS + 1..=counts.len() / per_day)
         .map(|day| {
+            let end = day * per_day;
             let history = Series {
                 step: p.step,
-                values: counts[..day * per_day].to_vec(),
+                values: counts[end.saturating_sub(read)..end].to_vec(),
             };
-            let end = epoch + chrono::Duration::seconds((day * per_day * step) as i64);
+            let end = epoch + chrono::Duration::seconds((end * step) as i64);
             scaling::review::review(p, &history, end)
         })
         .collect()
