@@ -25,8 +25,10 @@ pub struct Series {
 /// outage, a flash crowd) must not multiply the whole next hour's forecast.
 pub const RATIO_CLAMP: (f64, f64) = (0.5, 2.0);
 
-const DAY: Duration = Duration::from_secs(86_400);
-const HOUR: Duration = Duration::from_secs(3_600);
+/// A day: the forecaster's season, and what the daily review covers.
+pub const DAY: Duration = Duration::from_secs(86_400);
+/// The forecast's horizon: the next hour.
+pub const HOUR: Duration = Duration::from_secs(3_600);
 /// The most history [`next_hour`] reads: last week's hour, and the hour since. Older samples
 /// change nothing.
 pub const LOOKBACK: Duration = Duration::from_secs(7 * 86_400 + 3_600);
@@ -97,13 +99,23 @@ pub fn tasks_ahead(f: &Forecast, step: Duration, lead: Duration, per_task: f64) 
     let Forecast::Ahead { values, .. } = f else {
         return None;
     };
-    let steps = (lead.as_secs().div_ceil(step.as_secs().max(1)) as usize).clamp(1, values.len());
+    let steps = lead_steps(lead, step, values.len());
     let peak = values[..steps]
         .iter()
         .flatten()
         .copied()
         .fold(f64::NAN, f64::max);
-    (peak.is_finite() && per_task > 0.0).then(|| (peak / per_task).ceil().max(1.0) as i32)
+    (peak.is_finite() && per_task > 0.0).then(|| tasks_for(peak, per_task))
+}
+
+/// The whole steps `lead` spans: at least one, at most `max`.
+pub fn lead_steps(lead: Duration, step: Duration, max: usize) -> usize {
+    (lead.as_secs().div_ceil(step.as_secs().max(1)) as usize).clamp(1, max)
+}
+
+/// Tasks that carry `rps` when one task carries `per_task`: at least one.
+pub fn tasks_for(rps: f64, per_task: f64) -> i32 {
+    (rps / per_task).ceil().max(1.0) as i32
 }
 
 #[cfg(test)]

@@ -18,14 +18,13 @@ use crate::predictive::{self, Predictive};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::time::Duration;
 
 /// `source` of the input the template's once-a-day schedule sends:
 /// `{"source": REVIEW_SOURCE, "scheduled_time": "<aws.scheduler.scheduled-time>"}`.
 pub const REVIEW_SOURCE: &str = "visits-autoscaler.forecast-review";
 
 /// The day a review covers, ending at the newest complete step.
-pub const DAY: Duration = Duration::from_secs(86_400);
+pub use crate::forecast::DAY;
 
 /// None when `event` is not a review input (another trigger); else its scheduled time, or a
 /// clear error for a review input that is malformed.
@@ -122,18 +121,13 @@ pub struct ForecastReview {
     pub hours: Vec<Hour>,
 }
 
-/// Tasks for `rps` when one task serves `per_task`.
-fn tasks(rps: f64, per_task: f64) -> i64 {
-    (rps / per_task).ceil().max(1.0) as i64
-}
-
 /// Reviews the last [`DAY`] of `history` (request counts per step, oldest first, the last
 /// step ending at `end`). `history` holds the days the forecaster reads
 /// (`PREDICTIVE_HISTORY_DAYS`) before that day, so every step is forecast from as much
 /// history as the re-evaluation had.
 pub fn review(p: &Predictive, history: &Series, end: DateTime<Utc>) -> ForecastReview {
     let step = history.step.as_secs().max(1);
-    let per_hour = (3600 / step).max(1) as usize;
+    let per_hour = (forecast::HOUR.as_secs() / step).max(1) as usize;
     let day = (DAY.as_secs() / step) as usize;
     let n = history.values.len();
     let start = n.saturating_sub(day);
@@ -142,7 +136,7 @@ pub fn review(p: &Predictive, history: &Series, end: DateTime<Utc>) -> ForecastR
     let rates = predictive::rates(history);
     let first = n - rates.values.len();
     let rate_at = |i: usize| i.checked_sub(first).and_then(|k| rates.values[k]);
-    let h = (p.lead.as_secs().div_ceil(step) as usize).clamp(1, per_hour);
+    let h = forecast::lead_steps(p.lead, history.step, per_hour);
     let at = |i: usize| end - chrono::Duration::seconds(((n - i) as u64 * step) as i64);
 
     let lookback = (forecast::LOOKBACK.as_secs() / step) as usize;
@@ -199,7 +193,10 @@ pub fn review(p: &Predictive, history: &Series, end: DateTime<Utc>) -> ForecastR
     let step_h = step as f64 / 3600.0;
     let (mut short_steps, mut short, mut extra) = (0, 0.0, 0.0);
     for &(_, f, a) in &pairs {
-        let (nf, na) = (tasks(f, p.task_rps), tasks(a, p.task_rps));
+        let (nf, na) = (
+            forecast::tasks_for(f, p.task_rps),
+            forecast::tasks_for(a, p.task_rps),
+        );
         if nf < na {
             short_steps += 1;
             short += (na - nf) as f64 * step_h;
@@ -268,6 +265,7 @@ mod tests {
     use crate::predictive::PredictiveMode;
     use proptest::prelude::*;
     use serde_json::json;
+    use std::time::Duration;
 
     const STEP: u64 = 300;
     const PER_DAY: usize = 288;
