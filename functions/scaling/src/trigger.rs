@@ -322,7 +322,7 @@ fn parse_alarm_action(event: &Value) -> Result<AlarmChange, ScalingError> {
     from_alarm_data(
         Delivery::AlarmAction,
         alarm.alarm_data,
-        recent_datapoints(&event["alarmData"]),
+        &event["alarmData"],
         alarm.alarm_arn,
         alarm.region,
         alarm.account_id,
@@ -339,11 +339,10 @@ fn parse_eventbridge_alarm(event: &Value) -> Result<AlarmChange, ScalingError> {
         )));
     }
     let arn = ev.resources.as_ref().and_then(|r| r.first().cloned());
-    let recent = recent_datapoints(&event["detail"]);
     from_alarm_data(
         Delivery::EventBridge,
         ev.detail,
-        recent,
+        &event["detail"],
         arn,
         ev.region,
         ev.account,
@@ -365,7 +364,8 @@ fn recent_datapoints(alarm_data: &Value) -> Vec<f64> {
 fn from_alarm_data(
     delivery: Delivery,
     data: CloudWatchAlarmData,
-    recent: Vec<f64>,
+    // The same alarm data as sent, for what the crate's types drop.
+    raw: &Value,
     alarm_arn: Option<String>,
     region: Option<String>,
     account: Option<String>,
@@ -394,7 +394,7 @@ fn from_alarm_data(
             (Some(m.threshold), points)
         }
         // No threshold (anomaly detection's bands): the values evaluated all the same.
-        _ => (None, recent),
+        _ => (None, recent_datapoints(raw)),
     };
     let (metric, statistic) = metric_from_configuration(&data.configuration).unzip();
     let previous = data.previous_state;
